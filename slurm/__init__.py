@@ -1,0 +1,1 @@
+"""Submission through submitit: executors, arrays, packing, resources, status, cancel."""

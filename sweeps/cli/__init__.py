@@ -1,0 +1,72 @@
+"""The ``diffbrain`` command line. Subcommands load lazily so ``--help`` answers fast.
+
+Every command module imports JAX and the brain* stack only inside the command that computes.
+Bad input anywhere (a :class:`diffbrain.errors.BadInput`, an ``analysis`` store error, a sweep spec
+error, a click usage error) ends in one line on stderr naming the field and the fix, exit status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+# command name -> "module:attribute" of a click command
+COMMANDS = {
+    "simulate": "sweeps.cli.neuron:simulate",
+    "fit": "sweeps.cli.neuron:fit",
+    "train": "sweeps.cli.network:train",
+    "sweep": "sweeps.cli.sweep:sweep",
+    "report": "sweeps.cli.report:report",
+    "demo": "sweeps.cli.demo:demo",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when listed or called."""
+
+    def __init__(self, *args, lazy: dict[str, str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx, name):
+        if name in self.lazy:
+            module, attr = self.lazy[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="diffbrain")
+def cli():
+    """Differentiable brain models at scale: fit neurons, train spiking networks, run sweeps on SLURM."""
+
+
+def bad_input_types() -> tuple[type[BaseException], ...]:
+    """Exception types that mean 'the user gave bad input' (exit 2, one line)."""
+    from analysis.errors import BadStore
+    from diffbrain.errors import BadInput
+    from sweeps.errors import SpecError
+
+    return (BadInput, BadStore, SpecError)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    try:
+        cli.main(args=argv, prog_name="diffbrain", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:  # usage errors: exit 2
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except bad_input_types() as exc:
+        click.echo(f"error: {getattr(exc, 'message', exc)}", err=True)
+        sys.exit(2)
