@@ -101,6 +101,8 @@ class Experiment:
 
     Every experiment takes ``seed`` (int, default 0). ``fresh_process`` asks the runner to run each
     point in a new Python process (for memory measurements that must not leak between points).
+    ``must_be_finite`` names result variables that a successful point has finite (all elements); the
+    runner records a point whose result breaks this as failed.
     """
 
     name: str
@@ -108,6 +110,7 @@ class Experiment:
     run: Callable[[dict, RunContext], Any]
     help: str = ""
     fresh_process: bool = False
+    must_be_finite: tuple[str, ...] = ("loss",)
     _by_name: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):

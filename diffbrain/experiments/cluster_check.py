@@ -53,5 +53,6 @@ EXPERIMENT = Experiment(
         Param("jax", bool, False, "import JAX and list its devices"),
     ),
     run=run,
+    must_be_finite=("value",),
     help="Report host and devices, optionally sleep, fail or return NaN (checks a cluster set-up).",
 )
