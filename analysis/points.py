@@ -65,3 +65,21 @@ def swept(ds: xr.Dataset, name: str) -> bool:
     if name not in ds.coords or ds[name].dims != (POINT,):
         return False
     return len(np.unique(np.asarray(ds[name].values).astype(str))) > 1
+
+
+def group_labels(ds: xr.Dataset, keys: tuple[str, ...] = ("method",), default: str = "all") -> np.ndarray:
+    """One string label per point joining the values of ``keys`` that vary between points (``a/b``).
+
+    When none varies, the label is the first key's value (e.g. the one fixed ``method``), else ``default``.
+    """
+    varying = [k for k in keys if swept(ds, k)]
+    if not varying:
+        return labels(ds, keys[0], default) if keys else np.full(ds.sizes.get(POINT, 0), default).astype(str)
+    columns = [labels(ds, k, default) for k in varying]
+    return np.array(["/".join(parts) for parts in zip(*columns, strict=True)]).astype(str)
+
+
+def with_group(obj, ds: xr.Dataset, keys: tuple[str, ...] = ("method",), name: str = "group"):
+    """``obj`` (DataArray or Dataset along ``point``) with a ``name`` coordinate from :func:`group_labels`."""
+    group = group_labels(ds, keys)
+    return obj.assign_coords({name: (POINT, group)})
