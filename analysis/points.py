@@ -83,3 +83,14 @@ def with_group(obj, ds: xr.Dataset, keys: tuple[str, ...] = ("method",), name: s
     """``obj`` (DataArray or Dataset along ``point``) with a ``name`` coordinate from :func:`group_labels`."""
     group = group_labels(ds, keys)
     return obj.assign_coords({name: (POINT, group)})
+
+
+# per-point metadata coordinates of an open_sweep Dataset (not swept parameters)
+METADATA = ("status", "seed", "wall_seconds", "host", "started", "ended", "error", "peak_rss_bytes", "devices",
+            "job_id", "restart_count", "experiment", "point_id")
+
+
+def swept_params(ds: xr.Dataset) -> list[str]:
+    """Coordinates along ``point`` that are swept parameters (not the point record's metadata)."""
+    return [str(c) for c in ds.coords if c != POINT and ds[c].dims == (POINT,) and c not in METADATA]
+

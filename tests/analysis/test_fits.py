@@ -63,8 +63,10 @@ def test_recovery_by_method(chunked):
     np.testing.assert_array_equal(table["n_known"].values, [[2, 2, 0], [1, 1, 0]])
 
 
-def test_fit_table():
-    table = fit_table(fit_sweep()).compute()
+@pytest.mark.parametrize("chunked", [False, True])
+def test_fit_table(chunked):
+    ds = fit_sweep().chunk({"point": 1}) if chunked else fit_sweep()
+    table = fit_table(ds)
     np.testing.assert_allclose(table["loss"].values, [0.4, 1.5])
     np.testing.assert_allclose(table["seconds"].values, [15.0, 6.0])
     np.testing.assert_allclose(table["evaluations"].values, [150, 350])
