@@ -119,7 +119,8 @@ def fit_table(ds: xr.Dataset) -> xr.Dataset:
         if name in ds.data_vars and ds[name].dims == (POINT,):
             columns[name] = ds[name].astype(np.float64)
     if "target_spike_count" in ds.data_vars and "fitted_spike_count" in ds.data_vars:
-        miss = abs(ds["fitted_spike_count"].astype(np.float64) - ds["target_spike_count"].astype(np.float64))
+        fitted_n, target_n = (ds[v].astype(np.float64) for v in ("fitted_spike_count", "target_spike_count"))
+        miss = abs(fitted_n - target_n).where((fitted_n >= 0) & (target_n >= 0))  # -1: padding
         columns["spike_count_error"] = miss.mean([d for d in miss.dims if d != POINT]).assign_attrs(
             units="spikes", long_name="mean |fitted - target| spike count per trace")
     if "true_value" in ds.data_vars:

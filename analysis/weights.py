@@ -4,7 +4,8 @@
 effective recurrent weights in fixed magnitude bins (``w_hist_exc``/``w_hist_inh`` over ``w_bin``, edges
 ``weight_bin_edges``), the mean weight magnitude and the fraction of weights near zero. In an
 ``open_sweep`` Dataset the ``snapshot`` labels are the union over points, NaN where a point has none, so
-"before" is each point's first stored snapshot and "after" its last. Everything here is xarray
+"before" is each point's first stored snapshot and "after" its last. (Integer counts at absent labels may
+also come filled with -1 instead of NaN: counts are never negative, so both mean "absent".) Everything here is xarray
 arithmetic: lazy on a dask-backed store.
 """
 
@@ -50,6 +51,7 @@ def weight_statistics(ds: xr.Dataset) -> xr.Dataset:
     out: dict[str, xr.DataArray] = {}
     for p in POPULATIONS:
         hist = ds[f"w_hist_{p}"].astype(np.float64)
+        hist = hist.where(hist >= 0)  # -1 or NaN: a snapshot this point does not have
         valid = hist.notnull().any("w_bin")
         first, last = _first_last(valid)
         has_any = valid.any("snapshot")

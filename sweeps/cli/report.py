@@ -1,9 +1,43 @@
-"""Placeholder: replaced by the module's real commands."""
+"""``diffbrain report STORE --out DIR``: figures and ``summary.md`` from a result store.
+
+Only click is imported at module level (``diffbrain --help`` stays fast); the analysis stack loads when
+the command runs.
+"""
+
+from __future__ import annotations
 
 import click
 
 
 @click.command(name="report")
-def report():
-    """Not built yet."""
-    raise click.UsageError("diffbrain report is not built yet")
+@click.argument("store", type=click.Path(path_type=str))
+@click.option("--out", "out", required=True, type=click.Path(path_type=str),
+              help="Folder for the PNG figures and summary.md (new, empty, or an earlier report: replaced).")
+@click.option("--scheduler", default=None, metavar="local|ADDRESS|slurm",
+              help="Run the reductions on a dask cluster: a LocalCluster, an existing scheduler "
+                   "(tcp://host:8786) or workers started as SLURM jobs (dask-jobqueue). Default: threads here.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
+              help="local: worker processes; slurm: worker jobs.")
+@click.option("--partition", default=None, help="slurm: partition of the worker jobs (default: dask config).")
+@click.option("--account", default=None, help="slurm: account of the worker jobs.")
+@click.option("--worker-memory", default=None, metavar="SIZE",
+              help="slurm: memory per worker job, e.g. 4GiB (default: dask config, else 2GiB).")
+@click.option("--worker-cores", default=None, type=click.IntRange(min=1), help="slurm: cores per worker job.")
+@click.option("--walltime", default=None, metavar="HH:MM:SS", help="slurm: time limit of the worker jobs.")
+def report(store, out, scheduler, workers, partition, account, worker_memory, worker_cores, walltime):
+    """Write the figures the STORE's experiments support and summary.md (tables, units, provenance) to --out."""
+    from analysis.report import BadOutput, build_report
+    from analysis.scheduler import SchedulerError, SchedulerOptions
+
+    options = SchedulerOptions(workers=workers, queue=partition, account=account, memory=worker_memory,
+                               cores=worker_cores, walltime=walltime)
+    try:
+        result = build_report(store, out, scheduler=scheduler, options=options,
+                              status=lambda message: click.echo(message, err=True))
+    except BadOutput as exc:
+        raise click.BadParameter(f"{exc.path}: {exc.problem}; {exc.fix}", param_hint="--out") from exc
+    except SchedulerError as exc:
+        raise click.BadParameter(f"{exc.problem}; {exc.fix}", param_hint=exc.field) from exc
+    click.echo(f"wrote {len(result.figures)} figure(s) and {result.out / 'summary.md'}")
+    for name, reason in result.skipped.items():
+        click.echo(f"  skipped {name}: {reason}")
