@@ -1,0 +1,117 @@
+"""The result store: creation, one group per point, the completion marker, and a kill while writing."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from analysis.collect import open_sweep
+from analysis.errors import BadStore
+from analysis.store import (
+    LAYOUT_VERSION,
+    create_store,
+    point_states,
+    read_point_attrs,
+    store_attrs,
+    write_point,
+)
+
+SWEEP = {"name": "t", "experiment": "cluster-check", "spec": {"name": "t"}, "source": "name = 't'"}
+PROV = {"created": "2026-01-01T00:00:00+00:00", "toolkit_version": "0.1.0", "git_commit": None, "packages": {"x": "1"}}
+
+
+def record(status="complete", error=None, **extra):
+    return {"point_id": "p", "experiment": "cluster-check", "params": {"seed": 0}, "seed": 0, "status": status,
+            "error": error, **extra}
+
+
+def small(value=1.0):
+    return xr.Dataset({"value": ((), np.float32(value), {"units": "1"})}, attrs={"model": "m"})
+
+
+def test_create_store_writes_layout_and_provenance(tmp_path):
+    path = create_store(tmp_path / "s.zarr", SWEEP, PROV)
+    attrs = store_attrs(path)
+    assert attrs["diffbrain_store_layout"] == LAYOUT_VERSION
+    assert attrs["sweep"] == SWEEP and attrs["packages"] == {"x": "1"} and attrs["git_commit"] is None
+    assert (path / "points" / "zarr.json").exists()
+    assert point_states(path) == {}
+    assert not list(tmp_path.glob(".*creating*"))  # created under a temporary name, then renamed
+
+
+def test_create_store_again_keeps_history_and_refuses_other_experiment(tmp_path):
+    path = create_store(tmp_path / "s.zarr", SWEEP, PROV)
+    changed = {**SWEEP, "source": "name = 't'  # edited"}
+    create_store(path, changed, {**PROV, "created": "later"})
+    attrs = store_attrs(path)
+    assert attrs["sweep"] == changed and attrs["created"] == PROV["created"]
+    assert attrs["sweep_history"] == [{"created": PROV["created"], "sweep": SWEEP}]
+    with pytest.raises(BadStore, match="cluster-check"):
+        create_store(path, {**SWEEP, "experiment": "fit-neuron"}, PROV)
+
+
+def test_not_a_store_and_newer_layout_are_refused(tmp_path):
+    with pytest.raises(BadStore, match="not a diffbrain result store"):
+        store_attrs(tmp_path)
+    path = create_store(tmp_path / "s.zarr", SWEEP, PROV)
+    meta = json.loads((path / "zarr.json").read_text())
+    meta["attributes"]["diffbrain_store_layout"] = LAYOUT_VERSION + 1
+    (path / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(BadStore, match="newer"):
+        store_attrs(path)
+
+
+def test_write_point_marks_complete_and_failed_and_replaces(tmp_path):
+    path = create_store(tmp_path / "s.zarr", SWEEP, PROV)
+    ds = small(2.5)
+    ds.attrs["status"] = "complete"  # a dataset attr named like the marker must never act as one
+    write_point(path, "a", ds, record(wall_seconds=1.5))
+    write_point(path, "b", None, record("failed", "Traceback...\nRuntimeError: boom"))
+    assert point_states(path) == {"a": "complete", "b": "failed"}
+    attrs = read_point_attrs(path, "a")
+    assert attrs["model"] == "m" and attrs["wall_seconds"] == 1.5
+    assert float(xr.open_zarr(path, group="points/a", consolidated=False)["value"]) == 2.5
+    assert read_point_attrs(path, "b")["error"].endswith("boom")
+    write_point(path, "b", small(7.0), record())  # a retried point replaces its failed group
+    assert point_states(path)["b"] == "complete"
+    assert float(xr.open_zarr(path, group="points/b", consolidated=False)["value"]) == 7.0
+    with pytest.raises(ValueError, match="status"):
+        write_point(path, "c", small(), record("running"))
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+import dask.array as da, numpy as np, xarray as xr
+import analysis.store as store
+path, where = sys.argv[1], sys.argv[2]
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+if where == "before-marker":
+    store.mark_point = die
+    data = np.arange(6, dtype=np.float32)
+else:  # "mid-arrays": a lazy variable kills the process when xarray computes it during the write
+    data = da.from_delayed(__import__("dask").delayed(lambda: die() or np.zeros(6, np.float32))(), (6,), np.float32)
+ds = xr.Dataset({"first": (("k",), np.ones(6, np.float32)), "value": (("k",), data)})
+store.write_point(path, "killed", ds, {"status": "complete", "error": None, "params": {"seed": 0}, "seed": 0})
+"""
+
+
+@pytest.mark.parametrize("where", ["mid-arrays", "before-marker"])
+def test_kill_while_writing_leaves_point_incomplete_and_store_readable(tmp_path, where):
+    path = create_store(tmp_path / "s.zarr", SWEEP, PROV)
+    write_point(path, "done", small(3.0), record())
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(KILL_SCRIPT), str(path), where],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    assert (path / "points" / "killed").is_dir()  # it started writing
+    assert point_states(path) == {"done": "complete", "killed": "incomplete"}
+    for include in ("complete", "all"):
+        ds = open_sweep(path, include=include)
+        assert list(ds.point.values) == ["done"]
+        assert ds["value"].values.tolist() == [3.0]
+    write_point(path, "killed", small(4.0), record())  # rerunning the point replaces the broken group
+    assert point_states(path)["killed"] == "complete"
