@@ -90,3 +90,11 @@ def test_common_edges_and_differing_edges():
     np.testing.assert_allclose(common_bin_edges(ds), EDGES)
     ds["weight_bin_edges"][2, 3] = 0.5
     assert common_bin_edges(ds) is None
+
+
+def test_counts_filled_with_minus_one_at_absent_snapshots_mean_absent():
+    """open_sweep may fill integer counts at absent labels with -1 instead of NaN: same statistics."""
+    ds = sweep()
+    for var in ("w_hist_exc", "w_hist_inh"):
+        ds[var] = ds[var].fillna(-1).astype(np.int64)
+    check_points(weight_statistics(ds).compute())
