@@ -89,9 +89,9 @@ def _progress_enabled() -> bool:
 
 @contextlib.contextmanager
 def _progress(total: int):
-    """``advance(description)`` for each step: a rich bar on a terminal, silent otherwise."""
+    """``step(description)``, a context around each step: a rich bar on a terminal, silent otherwise."""
     if not _progress_enabled():
-        yield lambda description: None
+        yield lambda description: contextlib.nullcontext()
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -99,11 +99,13 @@ def _progress(total: int):
                   TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task("report", total=total)
 
-        def advance(description: str):
+        @contextlib.contextmanager
+        def step(description: str):
             bar.update(task, description=description)
+            yield
             bar.advance(task)
 
-        yield advance
+        yield step
 
 
 def _status_counts(store: Path) -> dict[str, int]:
@@ -166,12 +168,12 @@ def build_report(store: str | Path, out: str | Path, scheduler: str | None = Non
     tmp.mkdir()
     report = Report(out=out)
     try:
-        with dask_client(scheduler, options, status=status) as _client, _progress(len(SECTIONS)) as advance, \
+        with dask_client(scheduler, options, status=status) as _client, _progress(len(SECTIONS)) as step, \
                 warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=RuntimeWarning)  # all-NaN slices of padded data
             for name, section in SECTIONS:
-                advance(name)
-                lines = section(ds, tmp, report)
+                with step(name):
+                    lines = section(ds, tmp, report)
                 if lines:
                     report.sections.append("\n".join(lines))
         summary = _provenance(ds, store, counts, scheduler) + _figure_list(report) + report.sections

@@ -47,6 +47,17 @@ class SchedulerOptions:
     wait_seconds: float = 300.0  # slurm/address: how long to wait for workers / the scheduler
 
 
+class QuietNaNWarnings:
+    """Worker plugin: NumPy's RuntimeWarnings about all-NaN slices of padded data stay off the terminal."""
+
+    name = "diffbrain-quiet-nan-warnings"
+
+    def setup(self, worker):
+        import warnings
+
+        warnings.filterwarnings("ignore", category=RuntimeWarning)
+
+
 def parse_scheduler(spec: str | None) -> str | None:
     """``None``, ``"local"``, ``"slurm"`` or a normalised scheduler address; :class:`SchedulerError` otherwise."""
     if spec is None or spec.strip() == "":
@@ -63,12 +74,20 @@ def parse_scheduler(spec: str | None) -> str | None:
     return spec if match.group(1) else f"tcp://{spec}"
 
 
+def _worker_plugin():
+    from distributed import WorkerPlugin
+
+    return type("QuietNaNWarningsPlugin", (QuietNaNWarnings, WorkerPlugin), {})()
+
+
 def _local(options: SchedulerOptions):
+    import logging
+
     from distributed import LocalCluster
 
     return LocalCluster(n_workers=options.workers, threads_per_worker=options.threads_per_worker,
                         processes=options.processes, protocol="tcp", dashboard_address=None,
-                        silence_logs="error")
+                        silence_logs=logging.ERROR)
 
 
 def _slurm(options: SchedulerOptions):
@@ -120,9 +139,11 @@ def dask_client(spec: str | None, options: SchedulerOptions | None = None,
             say(f"starting a local dask cluster ({options.workers} workers)")
             cluster = stack.enter_context(_local(options))
             client = stack.enter_context(Client(cluster, set_as_default=True))
+            client.register_plugin(_worker_plugin())
         elif spec == "slurm":
             cluster = stack.enter_context(_slurm(options))
             client = stack.enter_context(Client(cluster, set_as_default=True))
+            client.register_plugin(_worker_plugin())
             cluster.scale(jobs=options.workers)
             say(f"waiting for {options.workers} dask workers as SLURM jobs (up to {options.wait_seconds:g} s)")
             try:
