@@ -18,9 +18,9 @@ from analysis.weights import weight_statistics
 
 @pytest.fixture(scope="module")
 def local_client():
-    """One LocalCluster for the module (threads: fast to start on 2 cores)."""
+    """One LocalCluster for the module, with worker processes as `--scheduler local` starts it."""
     messages = []
-    with dask_client("local", SchedulerOptions(workers=2, processes=False), status=messages.append) as client:
+    with dask_client("local", SchedulerOptions(workers=2, processes=True), status=messages.append) as client:
         assert "local dask cluster" in messages[0]
         yield client
     assert client.status == "closed"
