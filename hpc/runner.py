@@ -1,0 +1,242 @@
+"""Run a pack of points on a node and write each into the store.
+
+A pack is plain data (store path, work folder, (point_id, experiment, params) triples): ``sweeps`` builds
+it, ``slurm`` submits it, and this module runs it. For each point not yet complete: the registered
+experiment runs with a :class:`RunContext` (seed from the params, a checkpoint folder that survives
+requeues, progress lines in the job log); the result goes into the store with its completion marker last.
+A point that raises, returns something other than a Dataset, or breaks ``must_be_finite`` is written as
+failed with its error text, and the pack goes on. Experiments with ``fresh_process`` run each point in a
+new Python process (:mod:`hpc.point_process`).
+
+:class:`PackRunner` is submitit-``Checkpointable``: on a timeout or preemption signal submitit requeues it
+as it was submitted, and the requeued run skips every point the store already holds.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from submitit.helpers import Checkpointable
+
+from analysis.store import COMPLETE, FAILED, INCOMPLETE, read_point_attrs, remove_point, state_of, write_point
+from diffbrain import experiments
+from diffbrain.experiments import RunContext
+from hpc import provenance
+
+PROGRESS_EVERY_S = 10.0
+INTERRUPTED = "interrupted"  # the point's process was stopped by a signal: left incomplete, rerun later
+
+
+@dataclass(frozen=True)
+class Pack:
+    """Points one task runs in order. ``retry_failed_before`` (ISO time): failed points whose failure
+    ended before it are run again (``resume --retry-failed``); later failures are kept."""
+
+    store: str
+    work_dir: str
+    points: tuple[tuple[str, str, dict], ...]
+    retry_failed_before: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Pack:
+        return cls(data["store"], data["work_dir"], tuple(tuple(p) for p in data["points"]),
+                   data.get("retry_failed_before"))
+
+
+def log(message: str) -> None:
+    print(f"{provenance.now_iso()[:19]} {message}", flush=True)
+
+
+class ProgressLog:
+    """``ctx.progress`` for a point: a line in the job log at most every 10 s (and at the end)."""
+
+    def __init__(self, point_id: str, every_s: float = PROGRESS_EVERY_S):
+        self.point_id, self.every_s, self.last = point_id, every_s, 0.0
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        now = time.monotonic()
+        if fraction >= 1.0 or now - self.last >= self.every_s:
+            self.last = now
+            log(f"  {self.point_id} {fraction:6.1%} {message}")
+
+
+def check_result(experiment, result) -> str | None:
+    """Why a result is not a successful point, or None."""
+    import numpy as np
+    import xarray as xr
+
+    if not isinstance(result, xr.Dataset):
+        return f"experiment {experiment.name!r} returned {type(result).__name__}, not an xarray.Dataset"
+    for name in experiment.must_be_finite:
+        if name not in result.variables:
+            return f"result has no variable {name!r}, which experiment {experiment.name!r} declares must be finite"
+        values = np.asarray(result[name].values)
+        if values.dtype.kind in "fc":
+            bad = int(values.size - np.isfinite(values).sum())
+            if bad:
+                return f"{name} is not finite ({bad} of {values.size} values are NaN or infinite)"
+    return None
+
+
+def _record(point_id, experiment, params, started, ended, wall, status, error) -> dict:
+    return {
+        "point_id": point_id, "experiment": experiment, "params": params, "seed": int(params.get("seed", 0)),
+        "host": provenance.host(), "devices": provenance.devices(), "started": started, "ended": ended,
+        "wall_seconds": wall, "peak_rss_bytes": provenance.peak_rss_bytes(), "job_id": provenance.job_id(),
+        "restart_count": provenance.restart_count(), "status": status, "error": error,
+    }
+
+
+def checkpoint_dir(work_dir: str | Path, point_id: str) -> Path:
+    return Path(work_dir) / "checkpoints" / point_id
+
+
+def run_point(store: str, work_dir: str, point_id: str, experiment: str, params: dict) -> str:
+    """Run one point in this process and write it; returns "complete" or "failed"."""
+    exp = experiments.get(experiment)
+    ckpt = checkpoint_dir(work_dir, point_id)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    ctx = RunContext(seed=int(params.get("seed", 0)), point_id=point_id, checkpoint_dir=ckpt,
+                     progress=ProgressLog(point_id))
+    started, t0 = provenance.now_iso(), time.perf_counter()
+    result, error = None, None
+    try:
+        result = exp.run(exp.validate(params), ctx)
+        error = check_result(exp, result)
+    except Exception:  # a failing point is recorded and the pack goes on (signals are BaseException)
+        error = traceback.format_exc()
+    wall = time.perf_counter() - t0
+    record = _record(point_id, experiment, params, started, provenance.now_iso(), wall,
+                     FAILED if error else COMPLETE, error)
+    import xarray as xr
+
+    dataset = result if isinstance(result, xr.Dataset) else None
+    try:
+        write_point(store, point_id, dataset, record)
+    except Exception:
+        why = "the result could not be written:\n" + traceback.format_exc()
+        record.update(status=FAILED, error=(error or "") + why)
+        write_point(store, point_id, None, record)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return record["status"]
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit status {code}"
+
+
+def run_in_process_child(payload: dict, what: str) -> tuple[int, str]:
+    """Run :mod:`hpc.point_process` with ``payload``; its stderr goes on to ours (last lines kept)."""
+    env = dict(os.environ, DIFFBRAIN_PARENT_PID=str(os.getpid()))
+    proc = subprocess.Popen([sys.executable, "-m", "hpc.point_process"], stdin=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+
+    def forward():
+        for line in proc.stderr:
+            tail.append(line)
+            sys.stderr.write(line)
+
+    reader = threading.Thread(target=forward, daemon=True)
+    reader.start()
+    try:
+        proc.stdin.write(json.dumps(payload))
+        proc.stdin.close()
+        code = proc.wait()
+    finally:  # a requeue signal raises SystemExit in this process: never leave the child behind
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=5)
+    if code != 0:
+        log(f"  {what}: process ended with {_describe_exit(code)}")
+    return code, "".join(tail)
+
+
+def run_point_fresh(store: str, work_dir: str, point_id: str, experiment: str, params: dict) -> str:
+    """Run one point in a new Python process; a crash of that process is recorded as a failed point."""
+    payload = {"kind": "point", "store": store, "work_dir": work_dir, "point": [point_id, experiment, params]}
+    started = provenance.now_iso()
+    code, tail = run_in_process_child(payload, point_id)
+    state = state_of(read_point_attrs(store, point_id))
+    if state != INCOMPLETE:
+        return state
+    if code < 0 and -code in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        return INTERRUPTED
+    error = f"the point's process ended with {_describe_exit(code)} before writing a result; last output:\n{tail}"
+    record = _record(point_id, experiment, params, started, provenance.now_iso(), float("nan"), FAILED, error)
+    record["peak_rss_bytes"] = None  # the crashed process's peak is unknown
+    write_point(store, point_id, None, record)
+    return FAILED
+
+
+def _should_run(store: str, point_id: str, pack: Pack) -> bool:
+    attrs = read_point_attrs(store, point_id)
+    state = state_of(attrs)
+    if state == COMPLETE:
+        return False
+    if state == FAILED:
+        before = pack.retry_failed_before
+        return bool(before) and str(attrs.get("ended") or "") < before
+    return True
+
+
+def run_pack(pack: Pack) -> dict[str, str]:
+    """Run every point of ``pack`` that the store does not hold yet; ``{point_id: outcome}``."""
+    outcome = {}
+    n = len(pack.points)
+    log(f"pack of {n} points -> {pack.store} (host {provenance.host()}, job {provenance.job_id()}, "
+        f"restart {provenance.restart_count()})")
+    for i, (point_id, experiment, params) in enumerate(pack.points, 1):
+        if not _should_run(pack.store, point_id, pack):
+            outcome[point_id] = "skipped"
+            log(f"[{i}/{n}] {point_id} already in the store: skipped")
+            continue
+        remove_point(pack.store, point_id)  # an incomplete or retried group is replaced
+        log(f"[{i}/{n}] {point_id} {experiment} starts")
+        t0 = time.perf_counter()
+        runner = run_point_fresh if experiments.get(experiment).fresh_process else run_point
+        outcome[point_id] = runner(pack.store, pack.work_dir, point_id, experiment, params)
+        log(f"[{i}/{n}] {point_id} {outcome[point_id]} after {time.perf_counter() - t0:.1f} s")
+    return outcome
+
+
+def run_pack_fresh(pack: Pack) -> dict[str, str]:
+    """Run ``pack`` in a new Python process (one process and one compilation per pack, as on SLURM)."""
+    run_in_process_child({"kind": "pack", "pack": pack.to_json()}, f"pack of {len(pack.points)}")
+    return {pid: state_of(read_point_attrs(pack.store, pid)) for pid, _, _ in pack.points}
+
+
+class PackRunner(Checkpointable):
+    """What submitit runs: one pack per SLURM array task; several packs per local lane (``fresh_packs``:
+    each pack in its own process). On a timeout/preemption signal submitit checkpoints it (its state is
+    just the packs) and requeues it; the requeued run skips every point already in the store."""
+
+    def __init__(self, packs: list[Pack], fresh_packs: bool = False):
+        self.packs = list(packs)
+        self.fresh_packs = fresh_packs
+
+    def __call__(self) -> dict[str, str]:
+        outcome: dict[str, str] = {}
+        for pack in self.packs:
+            outcome.update(run_pack_fresh(pack) if self.fresh_packs else run_pack(pack))
+        return outcome

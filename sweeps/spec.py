@@ -1,0 +1,354 @@
+"""Load and validate a sweep file (TOML) against the experiment's declared parameters.
+
+Everything is checked before anything runs; a problem raises :class:`SpecError` whose key is the dotted
+TOML key (``grid.n_rec[2]``, ``zip[0].T``, ``resources.timeout_min``, ``--timeout-min`` for a flag).
+The file format is described in examples/first.toml and the README; in short: ``name``, ``experiment``,
+``store``, ``[params]`` (fixed), ``[grid]`` (product), ``[[zip]]`` (lists that vary together),
+``[random]`` (``count`` draws with ``seed``), ``[[exclude]]``, ``[[optional]]``, ``[resources]`` (with
+``[[resources.override]]`` tables that give matching points other resources) and ``[variant.NAME]``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from diffbrain.experiments import REQUIRED, Experiment, ParamError
+from slurm.resources import EXECUTORS, Resources
+from sweeps.errors import SpecError
+
+TOP_KEYS = ("name", "experiment", "store", "description", "params", "grid", "zip", "random", "exclude",
+            "optional", "resources", "variant")
+TABLES = ("params", "grid", "random", "resources")  # merged key by key by a variant
+DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# resources key -> (type, check, fix)
+_POS_INT = (int, lambda v: v >= 1, "give an integer >= 1")
+RESOURCE_KEYS: dict[str, tuple] = {
+    "executor": (str, lambda v: v in EXECUTORS, f"use one of: {', '.join(EXECUTORS)}"),
+    "partition": (str, bool, "give a partition name (sinfo lists them)"),
+    "account": (str, bool, "give an account name"),
+    "qos": (str, bool, "give a QOS name"),
+    "constraint": (str, bool, "give a node feature constraint"),
+    "gpus_per_node": (int, lambda v: v >= 0, "give an integer >= 0"),
+    "cpus_per_task": _POS_INT,
+    "mem_gb": (float, lambda v: v > 0 and math.isfinite(v), "give a memory size in GB > 0"),
+    "timeout_min": _POS_INT,
+    "array_parallelism": _POS_INT,
+    "points_per_job": _POS_INT,
+    "setup": (list, lambda v: all(isinstance(s, str) for s in v), "give a list of shell lines"),
+    "signal_delay_s": (int, lambda v: v >= 1, "give seconds >= 1 (keep it well below timeout_min * 60)"),
+    "max_requeues": (int, lambda v: v >= 0, "give an integer >= 0"),
+}
+
+
+@dataclass(frozen=True)
+class Distribution:
+    kind: str  # uniform | loguniform | randint | choice
+    args: tuple
+
+
+@dataclass(frozen=True)
+class Override:
+    """Points matching ``match`` get ``resources`` (the file's resources with some keys replaced)."""
+
+    match: dict[str, tuple]
+    resources: Resources
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A validated sweep file (a variant and flags already applied)."""
+
+    name: str
+    experiment: Experiment
+    store: Path
+    params: dict[str, Any]
+    grid: dict[str, tuple]
+    zips: tuple[dict[str, tuple], ...]
+    random_seed: int
+    random_count: int
+    random: dict[str, Distribution]
+    exclude: tuple[dict[str, tuple], ...]
+    optional: tuple[dict[str, tuple], ...]
+    resources: Resources
+    overrides: tuple[Override, ...]
+    path: Path
+    source: str
+    variant: str | None
+    spec: dict = field(repr=False)  # the parsed file after the variant: stored in the store's attrs
+
+    def info(self) -> dict:
+        """What the store keeps about the sweep (root attr ``sweep``)."""
+        return {"name": self.name, "experiment": self.experiment.name, "spec": self.spec, "source": self.source,
+                "file": str(self.path), "variant": self.variant}
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "table"}.get(
+        type(value), type(value).__name__)
+
+
+def _expect(value: Any, kind: type, key: str, fix: str) -> Any:
+    ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not ok:
+        raise SpecError(key, f"expected {_type_name(kind())}, got {_type_name(value)} {value!r}", fix)
+    return value
+
+
+def _table(spec: dict, key: str) -> dict:
+    value = spec.get(key, {})
+    return _expect(value, dict, key, f"write it as a table: [{key}]")
+
+
+def _tables(spec: dict, key: str) -> list:
+    value = spec.get(key, [])
+    fix = f"write each as a table: [[{key}]]"
+    value = _expect(value, list, key, fix)
+    for i, item in enumerate(value):
+        _expect(item, dict, f"{key}[{i}]", fix)
+    return value
+
+
+def _param_value(exp: Experiment, name: str, value: Any, key: str, section: str) -> Any:
+    try:
+        param = exp.param(name)
+    except ParamError as err:
+        raise SpecError(f"{section}.{name}", err.problem, err.fix) from None
+    try:
+        return param.coerce(value, where=key)
+    except ParamError as err:
+        raise SpecError(err.field, err.problem, err.fix) from None
+
+
+def _value_list(exp: Experiment, section: str, name: str, values: Any, allow_scalar: bool,
+                unique: bool = False) -> tuple:
+    key = f"{section}.{name}"
+    if not isinstance(values, list):
+        if allow_scalar:
+            return (_param_value(exp, name, values, key, section),)
+        raise SpecError(key, f"expected a list of values, got {_type_name(values)} {values!r}",
+                        f"write {name} = [value, ...], or move a single value to [params]")
+    if not values:
+        raise SpecError(key, "empty list", "give at least one value")
+    out = tuple(_param_value(exp, name, v, f"{key}[{i}]", section) for i, v in enumerate(values))
+    for i, v in enumerate(out if unique else ()):
+        if out.index(v) != i:
+            raise SpecError(f"{key}[{i}]", f"repeats the value {v!r}", "list each value once")
+    return out
+
+
+def _matchers(exp: Experiment, section: str, tables: list, extra_keys: tuple = ()) -> list[dict[str, tuple]]:
+    out = []
+    for i, table in enumerate(tables):
+        where = f"{section}[{i}]"
+        match = {k: v for k, v in table.items() if k not in extra_keys}
+        if not match:
+            raise SpecError(where, "matches nothing (no parameter keys)", "give parameter = value (or [values])")
+        out.append({name: _value_list(exp, where, name, v, allow_scalar=True) for name, v in match.items()})
+    return out
+
+
+def _random(exp: Experiment, table: dict) -> tuple[int, int, dict[str, Distribution]]:
+    if not table:
+        return 0, 0, {}
+    seed = _expect(table.get("seed", 0), int, "random.seed", "give an integer seed >= 0")
+    if seed < 0:
+        raise SpecError("random.seed", f"{seed} is negative", "give an integer seed >= 0")
+    if "count" not in table:
+        raise SpecError("random.count", "missing", "give the number of random samples, e.g. count = 8")
+    count = _expect(table["count"], int, "random.count", "give an integer >= 1")
+    if count < 1:
+        raise SpecError("random.count", f"{count} is below 1", "give an integer >= 1")
+    dists = {}
+    for name, spec in table.items():
+        if name in ("seed", "count"):
+            continue
+        key = f"random.{name}"
+        fix = f"write {name} = {{ uniform = [low, high] }} (or loguniform, randint, choice = [values])"
+        if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
+            raise SpecError(key, f"expected one of {', '.join(DISTRIBUTIONS)}, got {spec!r}", fix)
+        kind, args = next(iter(spec.items()))
+        key = f"{key}.{kind}"
+        try:
+            param = exp.param(name)
+        except ParamError as err:
+            raise SpecError(f"random.{name}", err.problem, err.fix) from None
+        if kind == "choice":
+            values = _value_list(exp, "random", name, args, allow_scalar=False, unique=True)
+            dists[name] = Distribution(kind, values)
+            continue
+        if not isinstance(args, list) or len(args) != 2:
+            raise SpecError(key, f"expected [low, high], got {args!r}", fix)
+        need = int if kind == "randint" else float
+        if param.kind is not need:
+            raise SpecError(key, f"{kind} draws {need.__name__}s but {name} is a {param.kind.__name__}",
+                            "use choice = [values]" if param.kind in (str, bool) else
+                            f"use {'randint' if param.kind is int else 'uniform or loguniform'}")
+        low, high = (_param_value(exp, name, v, f"{key}[{i}]", "random") for i, v in enumerate(args))
+        if not low < high:
+            raise SpecError(key, f"low {low!r} is not below high {high!r}", "give [low, high] with low < high")
+        if kind == "loguniform" and low <= 0:
+            raise SpecError(f"{key}[0]", f"{low!r} is not > 0", "loguniform needs a positive range")
+        dists[name] = Distribution(kind, (low, high))
+    return seed, count, dists
+
+
+def _resource_values(table: dict, section: str, flag_names: dict[str, str]) -> dict:
+    out = {}
+    for key, value in table.items():
+        where = flag_names.get(key, f"{section}.{key}")
+        if key not in RESOURCE_KEYS:
+            raise SpecError(where, "unknown resource", f"use one of: {', '.join(RESOURCE_KEYS)}")
+        kind, check, fix = RESOURCE_KEYS[key]
+        value = _expect(value, kind, where, fix)
+        if not check(value):
+            raise SpecError(where, f"{value!r} is not allowed", fix)
+        out[key] = tuple(value) if key == "setup" else value
+    return out
+
+
+def _resources(table: dict, flags: dict[str, Any]) -> tuple[Resources, Any]:
+    """The file's resources (flags win) and its override tables."""
+    table = dict(table)
+    overrides = table.pop("override", [])
+    flag_names = {k: "--" + k.replace("_", "-") for k in flags}
+    values = _resource_values(table, "resources", {})
+    values.update(_resource_values(flags, "resources", flag_names))
+    return Resources(**values), overrides
+
+
+def _overrides(exp: Experiment, base: Resources, tables: Any, flags: dict) -> tuple[Override, ...]:
+    key = "resources.override"
+    tables = _expect(tables, list, key, "write each as a table: [[resources.override]]")
+    out = []
+    for i, table in enumerate(tables):
+        where = f"{key}[{i}]"
+        _expect(table, dict, where, "write each as a table: [[resources.override]]")
+        match = table.get("match")
+        if not isinstance(match, dict) or not match:
+            raise SpecError(f"{where}.match", "missing or empty", "give match = { parameter = value, ... }")
+        rest = {k: v for k, v in table.items() if k != "match"}
+        for k in ("executor", "points_per_job"):
+            if k in rest:
+                raise SpecError(f"{where}.{k}", "cannot differ between points of one submission",
+                                "set it in [resources]")
+        changes = _resource_values(rest, where, {})
+        changes = {k: v for k, v in changes.items() if k not in flags}  # flags win everywhere
+        matcher = _matchers(exp, f"{where}.match", [match])[0]
+        out.append(Override(matcher, Resources(**{**base.to_json(), "setup": base.setup, **changes})))
+    return tuple(out)
+
+
+def _apply_variant(spec: dict, variant: str | None) -> dict:
+    variants = _table(spec, "variant")
+    for name, table in variants.items():
+        _expect(table, dict, f"variant.{name}", f"write it as a table: [variant.{name}]")
+    if variant is None:
+        return spec
+    if variant not in variants:
+        raise SpecError("--variant", f"the file has no [variant.{variant}]",
+                        f"use one of: {', '.join(variants)}" if variants else "add a [variant.NAME] table")
+    out = {k: v for k, v in spec.items() if k != "variant"}
+    for key, value in variants[variant].items():
+        if key not in TOP_KEYS or key == "variant":
+            raise SpecError(f"variant.{variant}.{key}", "unknown key",
+                            f"use one of: {', '.join(k for k in TOP_KEYS if k != 'variant')}")
+        if key in TABLES and isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def load_sweep(path: str | Path, variant: str | None = None, flags: dict[str, Any] | None = None) -> Sweep:
+    """Read, check and return the sweep file at ``path``.
+
+    ``variant`` applies ``[variant.NAME]`` (its tables merge key by key into the file's; other keys are
+    replaced). ``flags`` are resource values from the command line (they win over the file).
+    """
+    path = Path(path)
+    try:
+        source = path.read_text()
+    except OSError as err:
+        raise SpecError(str(path), f"cannot read the sweep file ({err.strerror})",
+                        "give the path of a .toml file") from None
+    try:
+        raw = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(str(path), f"not valid TOML: {err}", "fix the syntax at that line") from None
+    for key in raw:
+        if key not in TOP_KEYS:
+            raise SpecError(key, "unknown key", f"use one of: {', '.join(TOP_KEYS)}")
+    spec = _apply_variant(raw, variant)
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+
+    for key, fix in (("name", "e.g. name = \"scan\""), ("experiment", "e.g. experiment = \"fit-neuron\"")):
+        if key not in spec:
+            raise SpecError(key, "missing", fix)
+        _expect(spec[key], str, key, fix)
+    if not NAME_RE.match(spec["name"]):
+        raise SpecError("name", f"{spec['name']!r} has characters other than letters, digits, '.', '_', '-'",
+                        "use a short name such as gif-scan")
+    from diffbrain.experiments import get
+
+    try:
+        exp = get(spec["experiment"])
+    except ParamError as err:
+        raise SpecError("experiment", err.problem, err.fix) from None
+    store = _expect(spec.get("store", f"results/{spec['name']}.zarr"), str, "store", "give a folder path")
+    if not store.strip():
+        raise SpecError("store", "empty", "give a folder path such as results/scan.zarr")
+    store_path = (path.parent / store).resolve()
+    if store_path.suffix == ".jobs":
+        raise SpecError("store", "must not end in .jobs (that name holds the sweep's job files)",
+                        "use a name ending in .zarr")
+
+    params = {k: _param_value(exp, k, v, f"params.{k}", "params") for k, v in _table(spec, "params").items()}
+    grid_table = _table(spec, "grid")
+    if "grid" in spec and not grid_table:
+        raise SpecError("grid", "empty grid", "add parameter = [values] to [grid], or remove the [grid] table")
+    grid = {k: _value_list(exp, "grid", k, v, allow_scalar=False, unique=True) for k, v in grid_table.items()}
+    zips = []
+    for i, table in enumerate(_tables(spec, "zip")):
+        where = f"zip[{i}]"
+        if not table:
+            raise SpecError(where, "empty zip table", "give two or more lists of equal length")
+        group = {k: _value_list(exp, where, k, v, allow_scalar=False) for k, v in table.items()}
+        lengths = {k: len(v) for k, v in group.items()}
+        first = next(iter(group))
+        for k, n in lengths.items():
+            if n != lengths[first]:
+                raise SpecError(f"{where}.{k}", f"has {n} values but {where}.{first} has {lengths[first]}",
+                                "give every list of one [[zip]] table the same length")
+        zips.append(group)
+    seed, count, dists = _random(exp, _table(spec, "random"))
+
+    seen: dict[str, str] = {}
+    sections = [("params", params), ("grid", grid), *((f"zip[{i}]", z) for i, z in enumerate(zips)),
+                ("random", dists)]
+    for section, keys in sections:
+        for k in keys:
+            if k in seen:
+                raise SpecError(f"{section}.{k}", f"also set in {seen[k]}", "set each parameter in one section")
+            seen[k] = section
+
+    exclude = tuple(_matchers(exp, "exclude", _tables(spec, "exclude")))
+    optional = tuple(_matchers(exp, "optional", _tables(spec, "optional")))
+    base, override_tables = _resources(_table(spec, "resources"), flags)
+    overrides = _overrides(exp, base, override_tables, flags)
+    missing = [p.name for p in exp.params if p.name not in seen and p.default is REQUIRED]
+    if missing:
+        raise SpecError(f"params.{missing[0]}", f"required by experiment {exp.name!r}",
+                        f"set it in [params] or [grid] ({exp.param(missing[0]).help})")
+    return Sweep(
+        name=spec["name"], experiment=exp, store=store_path, params=params, grid=grid, zips=tuple(zips),
+        random_seed=seed, random_count=count, random=dists, exclude=exclude, optional=optional,
+        resources=base, overrides=overrides, path=path.resolve(), source=source, variant=variant, spec=spec,
+    )
