@@ -48,8 +48,21 @@ def _series(da: xr.DataArray, along: str, panel: str | None):
                 yield value, dict(zip(others, combo, strict=True)), line
 
 
-def _label(key: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in key.items())
+def _label(key: dict, da: xr.DataArray) -> str:
+    """``dim=value`` for the dims that vary (size > 1) in ``da``."""
+    return ", ".join(f"{k}={v}" for k, v in key.items() if da.sizes.get(k, 1) > 1) or "all"
+
+
+def _plain_log_axes(ax, xticks) -> None:
+    """Log axes labelled with plain numbers: x at the measured values, y at 1-2-5 steps."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    ax.set_xticks(sorted({float(x) for x in xticks}))
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _style(key: dict, color_dim: str, style_dim: str, colors: dict, styles: dict) -> dict:
@@ -69,8 +82,9 @@ def memory_vs_T(table: xr.Dataset, path: str | Path, var: str = "step_bytes") ->
         for _, key, line in _series(sub, "T", None):
             ok = np.isfinite(line.values)
             ax.plot(line["T"].values[ok], line.values[ok], marker="o",
-                    label=_label(key), **_style(key, "n_rec", "conn_method", colors, styles))
+                    label=_label(key, da), **_style(key, "n_rec", "conn_method", colors, styles))
         ax.set(xscale="log", yscale="log", xlabel="T (time steps)", title=str(method or ""))
+        _plain_log_axes(ax, da["T"].values)
         ax.legend(fontsize=7)
     axes[0].set_ylabel(f"{var.replace('_', ' ')} (MiB)")
     fig.suptitle("Memory of one training step vs sequence length")
@@ -88,8 +102,9 @@ def seconds_vs_n_rec(table: xr.Dataset, path: str | Path) -> Path:
         for _, key, line in _series(sub, "n_rec", None):
             ok = np.isfinite(line.values)
             ax.plot(line["n_rec"].values[ok], line.values[ok], marker="o",
-                    label=_label(key), **_style(key, "T", "conn_method", colors, styles))
+                    label=_label(key, da), **_style(key, "T", "conn_method", colors, styles))
         ax.set(xscale="log", yscale="log", xlabel="n_rec (neurons)", title=str(method or ""))
+        _plain_log_axes(ax, da["n_rec"].values)
         ax.legend(fontsize=7)
     axes[0].set_ylabel("seconds per step (ms)")
     fig.suptitle("Training step time vs network size")

@@ -57,7 +57,7 @@ def scaling_section(ds: xr.Dataset, out: Path, report) -> list[str]:
         growth = scaling.memory_growth(tab, "step_bytes", pair)
         temp = scaling.memory_growth(tab, "temp_bytes", pair)
         slope = scaling.growth_exponent(tab["step_bytes"])
-        merged = xr.Dataset({"growth": growth * 100, "temp_growth": temp * 100, "slope": slope})
+        merged = xr.Dataset({"growth": growth * 100, "temp_growth": temp * 100, "slope": slope.round(3)})
         gdims = [d for d in merged.dims]
         headers, rows = rows_of(merged, gdims, [("growth", f"step memory growth T={pair[0]:g}->{pair[1]:g} (%)", 1),
                                                 ("temp_growth", "XLA temp growth (%)", 1),
