@@ -5,3 +5,6 @@ import os
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("DIFFBRAIN_NO_PROGRESS", "1")
+
+# The session fixture `slurm_cluster` (a real one-node SLURM; see tests/cluster/README.md).
+from cluster.fixture import slurm_cluster  # noqa: E402,F401
