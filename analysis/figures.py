@@ -127,7 +127,8 @@ def curves_per_group(curves: dict[str, xr.Dataset], path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def weight_histograms(table: xr.Dataset, edges: np.ndarray, path: str | Path, by: str = "method") -> Path:
+def weight_histograms(table: xr.Dataset, edges: np.ndarray, path: str | Path, by: str = "method",
+                      units: str = "uS") -> Path:
     """Rows: methods; columns: E and I. Fraction of weights per magnitude bin before vs after training."""
     from analysis.weights import POPULATION_NAMES, POPULATIONS
 
@@ -142,7 +143,7 @@ def weight_histograms(table: xr.Dataset, edges: np.ndarray, path: str | Path, by
                 density = one[f"density_{when}_{p}"].values
                 ax.stairs(density, edges, color=color, label=when, linewidth=1.5)
             tv = float(one[f"tv_distance_pooled_{p}"])
-            ax.set(title=f"{group}: {POPULATION_NAMES[p]} (TV {tv:.2f})", xlabel="|w| (uS)",
+            ax.set(title=f"{group}: {POPULATION_NAMES[p]} (TV {tv:.2f})", xlabel=f"|w| ({units})",
                    ylabel="fraction of weights")
             ax.legend(fontsize=7)
     fig.suptitle("Recurrent weight distributions before vs after training")

@@ -105,6 +105,7 @@ def weights_section(ds: xr.Dataset, out: Path, report) -> list[str]:
         report.skipped[name] = "no weight histograms (w_hist_exc/w_hist_inh per snapshot)"
         return []
     edges = weights.common_bin_edges(ds)
+    units = ds["weight_bin_edges"].attrs.get("units", "uS")
     stats = weights.weight_statistics(ds)
     by = "method"
     ds_grouped = ds.assign_coords(group=(POINT, group_labels(ds, (by,))))
@@ -112,14 +113,14 @@ def weights_section(ds: xr.Dataset, out: Path, report) -> list[str]:
     if edges is None:
         report.skipped[name] = "the points use different weight bins (weight_bin_edges differ)"
     else:
-        _draw(report, name, out, lambda p: figures.weight_histograms(tab, edges, p, by="group"))
+        _draw(report, name, out, lambda p: figures.weight_histograms(tab, edges, p, by="group", units=units))
     lines = ["## Weights before vs after training", "",
-             "Per method: mean abs(w) (uS) and the fraction of weights below 1% of the initial mean, averaged over "
-             "points; TV = total-variation distance between the before and after weight distributions "
+             f"Per method: mean abs(w) ({units}) and the fraction of weights below 1% of the initial mean, "
+             "averaged over points; TV = total-variation distance between the before and after weight distributions "
              "(0: unchanged, 1: disjoint), mean over points.", ""]
     for p in weights.POPULATIONS:
-        cols = [(f"{c}_{p}", h, 1) for c, h in (("mean_before", "mean abs(w) before (uS)"),
-                                                ("mean_after", "mean abs(w) after (uS)"),
+        cols = [(f"{c}_{p}", h, 1) for c, h in (("mean_before", f"mean abs(w) before ({units})"),
+                                                ("mean_after", f"mean abs(w) after ({units})"),
                                                 ("frac_small_before", "frac. near 0 before"),
                                                 ("frac_small_after", "frac. near 0 after"),
                                                 ("tv_distance", "TV distance"))] + [("n_points", "points", 1)]

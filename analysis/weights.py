@@ -43,8 +43,9 @@ def weight_statistics(ds: xr.Dataset) -> xr.Dataset:
     Variables (``{p}`` is ``exc`` or ``inh``): ``hist_before_{p}``, ``hist_after_{p}`` (counts per bin),
     ``density_before_{p}``, ``density_after_{p}`` (fraction of weights per bin), ``density_change_{p}``
     (after - before), ``tv_distance_{p}`` (total-variation distance, 0.5 * sum |change|, in [0, 1]),
-    ``mean_before_{p}``/``mean_after_{p}`` (mean |w|, uS) and ``frac_small_before_{p}``/``frac_small_after_{p}``
-    (fraction below 1% of the initial mean), ``snapshot_before``/``snapshot_after`` (iterations).
+    ``mean_before_{p}``/``mean_after_{p}`` (mean |w|, the stored units) and
+    ``frac_small_before_{p}``/``frac_small_after_{p}`` (fraction below 1% of the initial mean),
+    ``snapshot_before``/``snapshot_after`` (iterations).
     """
     if not has_weights(ds):
         raise KeyError("the Dataset has no weight histograms")
