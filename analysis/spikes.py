@@ -58,6 +58,14 @@ def trial_events(times: np.ndarray, neurons: np.ndarray, offsets: np.ndarray):
     return times, neurons, trial, offsets.size - 1
 
 
+def _nonempty(events: xr.DataArray) -> xr.DataArray:
+    """Events with at least one (padding) entry per point: dask cannot map over a zero-length core dim."""
+    if events.shape[1] > 0:
+        return events
+    return xr.DataArray(np.full((events.shape[0], 1), -1, dtype=events.dtype), dims=events.dims,
+                        coords={POINT: events[POINT].values})
+
+
 def _point_kernel(times, neurons, offsets, n_steps, dt_ms, n_neurons, *, width: int, bin_ms: float, n_bins: int):
     """Rate, CV and Fano factor per neuron, population rate per bin, trials: one point, NumPy only."""
     rate = np.full(width, np.nan)
@@ -116,7 +124,7 @@ def spike_statistics(ds: xr.Dataset, bin_ms: float = 10.0) -> xr.Dataset:
     duration = np.nan_to_num(steps_np * dt_np)
     n_bins = max(1, math.ceil(float(duration.max(initial=0.0)) / bin_ms - 1e-9))
 
-    events = [ds[v] for v in SPIKE_VARS]
+    events = [_nonempty(ds[v]) for v in SPIKE_VARS]
     events = [e.chunk({e.dims[1]: -1}) if e.chunks is not None else e for e in events]
     rate, cv, fano, pop, trials = xr.apply_ufunc(
         _point_kernel,

@@ -113,3 +113,14 @@ def test_corrupt_offsets_are_refused():
     ds["spike_trial_offsets"][0, 2] = 99
     with pytest.raises(ValueError, match="corrupt"):
         spike_statistics(ds).compute()
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_silent_network_has_zero_rates_and_no_cv(chunked):
+    ds = two_point_sweep().isel(spike=slice(0, 0))
+    ds["spike_trial_offsets"][:] = [[0, 0, 0], [0, 0, -1]]
+    ds = ds.chunk({"point": 1}) if chunked else ds
+    stats = spike_statistics(ds, bin_ms=50.0).compute()
+    np.testing.assert_allclose(stats["rate"].values, [[0, 0, 0], [0, 0, np.nan]])
+    assert np.isnan(stats["isi_cv"].values).all() and np.isnan(stats["fano"].values).all()
+    np.testing.assert_allclose(stats["population_rate"].values, [[0, 0], [0, np.nan]])
