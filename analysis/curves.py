@@ -17,8 +17,8 @@ CURVE_VARS = ("accuracy", "loss")
 
 
 def has_curve(ds: xr.Dataset, var: str) -> bool:
-    """Whether ``var`` is stored per iteration."""
-    return var in ds.data_vars and ds[var].dims == (POINT, "iteration")
+    """Whether ``var`` is stored per iteration (and at least one iteration ran: not a ``mode = "sim"`` run)."""
+    return var in ds.data_vars and ds[var].dims == (POINT, "iteration") and ds.sizes["iteration"] > 0
 
 
 def curves_by_group(ds: xr.Dataset, var: str, keys: tuple[str, ...] = GROUP_KEYS) -> xr.Dataset:

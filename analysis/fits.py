@@ -24,7 +24,7 @@ def has_fits(ds: xr.Dataset) -> bool:
 
 def has_progress(ds: xr.Dataset) -> bool:
     """Whether the Dataset holds best-loss-so-far records against wall time."""
-    return "progress_seconds" in ds.data_vars and "progress_loss" in ds.data_vars
+    return "progress_seconds" in ds.data_vars and "progress_loss" in ds.data_vars and ds.sizes.get("progress", 0) > 0
 
 
 def recovery_error(ds: xr.Dataset) -> xr.Dataset:

@@ -23,7 +23,8 @@ POPULATION_NAMES = {"exc": "excitatory", "inh": "inhibitory"}
 def has_weights(ds: xr.Dataset) -> bool:
     """Whether the Dataset holds weight histograms with snapshots for both populations."""
     needed = ["weight_bin_edges"] + [f"w_hist_{p}" for p in POPULATIONS]
-    return all(v in ds.data_vars for v in needed) and "snapshot" in ds[needed[1]].dims
+    return (all(v in ds.data_vars for v in needed) and "snapshot" in ds[needed[1]].dims
+            and ds.sizes["snapshot"] > 0 and ds.sizes.get("w_bin", 0) > 0)
 
 
 def _first_last(valid: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:

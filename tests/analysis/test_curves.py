@@ -31,3 +31,7 @@ def test_median_and_quartiles_per_method(chunked):
 
 def test_final_values_skip_the_padding():
     np.testing.assert_allclose(final_values(training_sweep(), "accuracy").values, [0.8, 0.7, 0.6])
+
+
+def test_no_iterations_means_no_curve():
+    assert not has_curve(training_sweep().isel(iteration=slice(0, 0)), "accuracy")
