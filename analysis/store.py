@@ -27,7 +27,7 @@ COMPLETE, FAILED, INCOMPLETE = "complete", "failed", "incomplete"
 STATES = (COMPLETE, FAILED)
 # group attrs that belong to the point record, not to the experiment's dataset
 POINT_KEYS = (
-    "point_id", "experiment", "params", "seed", "host", "devices", "started", "ended", "wall_seconds",
+    "point_id", "experiment", "params", "seed", "host", "devices", "gpus", "started", "ended", "wall_seconds",
     "peak_rss_bytes", "job_id", "restart_count", "status", "error",
 )
 

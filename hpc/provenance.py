@@ -71,16 +71,20 @@ def store_provenance() -> dict:
     }
 
 
+def gpus() -> list[str]:
+    """GPU ids the scheduler granted this process (CUDA_VISIBLE_DEVICES), [] if none."""
+    return [g.strip() for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+
+
 def devices() -> list[str]:
-    """JAX devices when the point used JAX (it is already imported); else what the environment grants."""
+    """JAX devices when the point used JAX (it is already imported); else the CPUs and granted GPUs."""
     jax = sys.modules.get("jax")
     if jax is not None:
         try:
             return [str(d) for d in jax.devices()]
         except RuntimeError:
             pass
-    gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    return [f"cpu x{os.cpu_count()}"] + [f"gpu:{g}" for g in gpus.split(",") if g.strip()]
+    return [f"cpu x{os.cpu_count()}"] + [f"gpu:{g}" for g in gpus()]
 
 
 def peak_rss_bytes() -> int:

@@ -95,7 +95,8 @@ def check_result(experiment, result) -> str | None:
 def _record(point_id, experiment, params, started, ended, wall, status, error) -> dict:
     return {
         "point_id": point_id, "experiment": experiment, "params": params, "seed": int(params.get("seed", 0)),
-        "host": provenance.host(), "devices": provenance.devices(), "started": started, "ended": ended,
+        "host": provenance.host(), "devices": provenance.devices(), "gpus": provenance.gpus(),
+        "started": started, "ended": ended,
         "wall_seconds": wall, "peak_rss_bytes": provenance.peak_rss_bytes(), "job_id": provenance.job_id(),
         "restart_count": provenance.restart_count(), "status": status, "error": error,
     }
