@@ -242,7 +242,7 @@ class ClusterLease:
                     fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     return "left running (another pytest session uses it)"
-                code, output = _run_script(DOWN_SCRIPT)
+                code, output = _run_script(DOWN_SCRIPT, "--force")  # --force: we hold the users lock ourselves
             return "stopped" if code == 0 else f"slurm-down.sh exited {code}: {output.strip()[-500:]}"
 
 

@@ -99,6 +99,20 @@ stop_daemons() {
   done
 }
 
+stop_strays_of_this_folder() {
+  # munged / mariadbd of an earlier start whose pid files went with a deleted folder: recognised by this
+  # folder's path on their command line (and by their binary), stopped by pid.
+  local d pid exe
+  for d in /proc/[0-9]*; do
+    pid=${d#/proc/}
+    exe=$(readlink "$d/exe" 2>/dev/null) || continue
+    case "${exe##*/}" in munged|mariadbd) ;; *) continue ;; esac
+    tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -qF -- "$SLURM_DIR/" || continue
+    say "stopping leftover ${exe##*/} (pid $pid) of $SLURM_DIR"
+    stop_pid "$pid" "${exe##*/}"
+  done
+}
+
 stop_port_squatters() {
   # A slurm daemon from an earlier run whose pid file is gone (scratch folder deleted by hand, another
   # scratch folder) still holds the slurm ports and would make ours fail. Find it by the port it listens

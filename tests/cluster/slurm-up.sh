@@ -42,10 +42,12 @@ if [ -d "$SLURM_DIR" ]; then
   rm -f "$SLURM_MARKER"
   stop_daemons
 fi
+stop_strays_of_this_folder
 stop_port_squatters
 rm -rf "$SLURM_DIR"
 mkdir -p "$SLURM_DIR"/{etc,state,spool,log,run,fakedev,submitit,munge,mariadb,mariadb-run}
 touch "$SLURM_DIR/.diffbrain-slurm"
+cleared=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
 chmod 755 "$SLURM_DIR"
 log=$SLURM_DIR/log
 
@@ -60,6 +62,9 @@ on_error() {
 }
 trap on_error ERR
 started=1
+
+timings=""
+lap() { timings+=" $1 $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')"; }
 
 wait_for() {
   # wait_for SECONDS WHAT COMMAND...: run COMMAND (at most 10 s each try) every 0.1 s until it succeeds.
@@ -162,6 +167,7 @@ runuser -u munge -- /usr/sbin/munged --socket="$MUNGE_SOCKET" --key-file="$SLURM
   --pid-file="$SLURM_DIR/munge/munged.pid" --log-file="$log/munged.log" \
   --seed-file="$SLURM_DIR/munge/munged.seed" </dev/null >>"$log/munged.log" 2>&1 9>&-
 wait_for 10 "munged" sh -c "munge -S '$MUNGE_SOCKET' -n | unmunge -S '$MUNGE_SOCKET'"
+lap munge
 
 # --- 2. MariaDB: fresh data folder, root over the unix socket without a password, no TCP ---------------------
 chown mysql:mysql "$SLURM_DIR/mariadb" "$SLURM_DIR/mariadb-run"
@@ -173,19 +179,23 @@ setsid /usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$SLURM_DIR/maria
   --skip-networking --innodb-buffer-pool-size=64M --innodb-lock-wait-timeout=900 \
   </dev/null >>"$log/mariadb.log" 2>&1 9>&- &
 wait_for 60 "MariaDB" mariadb-admin --no-defaults --socket="$MARIADB_SOCKET" ping
+lap mariadb
 
 # --- 3. slurmdbd (finds MariaDB through MYSQL_UNIX_PORT), then register the cluster -------------------------
 MYSQL_UNIX_PORT=$MARIADB_SOCKET slurmdbd </dev/null >>"$log/slurmdbd.log" 2>&1 9>&-
 wait_for 60 "slurmdbd" sacctmgr -n list cluster
 sacctmgr -i add cluster "$SLURM_CLUSTER_NAME" >/dev/null
+lap slurmdbd
 
 # --- 4. slurmctld, 5. slurmd; ready when the node is idle in both partitions -----------------------------------
 slurmctld </dev/null >>"$log/slurmctld.log" 2>&1 9>&-
 wait_for 30 "slurmctld" scontrol ping
+lap slurmctld
 slurmd </dev/null >>"$log/slurmd.log" 2>&1 9>&-
 wait_for 60 "the node to be idle in partitions cpu and gpu" \
   sh -c '[ "$(sinfo -h -o "%P %t" | tr "\n" " ")" = "cpu* idle gpu idle " ]'
 
+lap slurmd
 t1=$(date +%s.%N)
 cat >"$SLURM_MARKER.tmp" <<EOF
 DIFFBRAIN_SLURM_HOST=$host
@@ -201,4 +211,5 @@ DIFFBRAIN_SLURM_START_SECONDS=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", 
 EOF
 mv "$SLURM_MARKER.tmp" "$SLURM_MARKER"
 trap - ERR
+say "ready at (s since start): cleanup $cleared$timings"
 say "up in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s: host $host, $cpus CPUs, partitions cpu (default) and gpu (gpu:fake:2); state in $SLURM_DIR"
