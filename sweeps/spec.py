@@ -302,6 +302,9 @@ def load_sweep(path: str | Path, variant: str | None = None, flags: dict[str, An
         exp = get(spec["experiment"])
     except ParamError as err:
         raise SpecError("experiment", err.problem, err.fix) from None
+    except ImportError as err:  # registered, but its module is missing from this installation
+        raise SpecError("experiment", f"{spec['experiment']!r} cannot be loaded here ({err})",
+                        "install a diffbrain version that has it") from None
     store = _expect(spec.get("store", f"results/{spec['name']}.zarr"), str, "store", "give a folder path")
     if not store.strip():
         raise SpecError("store", "empty", "give a folder path such as results/scan.zarr")

@@ -142,3 +142,34 @@ def test_many_points_in_several_chunks(tmp_path, monkeypatch):
     curve = ds["curve"].values
     assert curve.shape == (7, 7) and curve[6, 6] == 6 and np.isnan(curve[0, 1:]).all()
     np.testing.assert_allclose(ds["lr"].values, 0.1 * np.arange(7))
+
+
+def test_fast_chunk_reads_equal_zarr_reads(tmp_path):
+    """Tiny one-chunk arrays are read straight from their chunk file; everything else through zarr."""
+    path = create_store(tmp_path / "s.zarr", SWEEP, PROV)
+    ds = xr.Dataset({
+        "f32": (("a", "b"), np.arange(6, dtype=np.float32).reshape(2, 3)),
+        "all_nan": (("a",), np.full(2, np.nan, np.float32)),  # equal to the fill value: no chunk file
+        "zeros": (("a",), np.zeros(2, np.int64)),  # ditto
+        "i32": (("c",), np.asarray([-5, 7, 2**30], np.int32)),
+        "flags": (("c",), np.asarray([True, False, True])),
+        "words": (("c",), np.asarray(["x", "yy", "zzz"])),
+        "scalar": ((), np.float64(2.5)),
+        "chunked": (("d",), np.arange(10, dtype=np.float32)),
+    })
+    ds["chunked"].encoding["chunks"] = (4,)  # several chunks: not the fast path
+    write_point(path, "p", ds, rec("p", {"seed": 0}))
+    cat = collect.catalog(path)
+    schema = cat.schemas[cat.points["p"]["schema"]]
+    assert schema["chunked"]["layout"] is None and schema["f32"]["layout"] == {"dtype": "float32", "zstd": True}
+    import zarr
+
+    for name, var in schema.items():
+        expected = zarr.open_array(store=str(path / "points" / "p" / name), mode="r")[...]
+        got = collect._read_raw(path, "p", name, var["layout"])
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+        assert np.asarray(got).dtype == np.asarray(expected).dtype or name == "words"
+    opened = open_sweep(path).compute()
+    own = xr.open_zarr(path, group="points/p", consolidated=False).compute()
+    for name in ds.data_vars:
+        np.testing.assert_array_equal(opened[name].values[0], own[name].values)
