@@ -20,7 +20,7 @@ from slurm import jobs as jobbook
 from slurm.resources import jobs_dir_for
 from slurm.status import RUNNING_STATES, SchedulerView, scheduler_view
 from slurm.submit import submit
-from sweeps.plan import Plan, pack
+from sweeps.plan import Plan, free_params, pack
 from sweeps.points import Point
 from sweeps.spec import Sweep
 
@@ -85,7 +85,7 @@ def packs_of(plan: Plan, sweep: Sweep, retry_failed: bool) -> list[tuple]:
 def submit_sweep(sweep: Sweep, points: list[Point], executor: str, retry_failed: bool):
     """Create/update the store, pack ``points`` and submit them; returns [(Submission, submitit jobs)]."""
     create_store(sweep.store, sweep.info(), store_provenance())
-    plan = pack(points, sweep.experiment)
+    plan = pack(points, free_params(sweep))
     return submit(packs_of(plan, sweep, retry_failed), executor, jobs_dir_for(sweep.store), sweep.name)
 
 

@@ -1,16 +1,17 @@
 """Pack points into jobs (array tasks): one array per distinct set of resources, K points per task.
 
-Points whose shapes match go together so that a task compiles once: points are grouped by their
-discrete parameters (int, str and bool values, the seed excepted), which are what sets array shapes
-and code paths; float parameters (rates, bounds) do not change the compiled program. Whole groups of K
-fill tasks first; the remainders of the groups share the last tasks, same-shape points kept adjacent.
+Points whose shapes match go together so that a task compiles once. Which parameters set shapes is the
+experiment's business, so the packer assumes the safe thing: every parameter may, except the seed and
+the parameters drawn from a continuous ``[random]`` distribution (rates, scales). Whole groups of K
+equal-shape points fill tasks first; the remainders of the groups share the last tasks, with equal
+shapes kept adjacent (a process compiles each shape once, in order).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from diffbrain.experiments import Experiment
 from slurm.resources import Resources
 from sweeps.points import Point
 
@@ -38,14 +39,16 @@ class Plan:
         return tuple(p for job in self.jobs for p in job.points)
 
 
-def shape_key(point: Point, experiment: Experiment) -> tuple:
-    """The values that decide a point's shapes: its discrete parameters except the seed."""
-    return tuple((p.name, point.params[p.name]) for p in experiment.params
-                 if p.kind in (int, str, bool) and p.name != "seed")
+def shape_key(point: Point, free: Collection[str] = ()) -> tuple:
+    """The parameter values that may decide a point's shapes: all but the seed and ``free`` ones."""
+    return tuple((k, v) for k, v in point.params.items() if k != "seed" and k not in free)
 
 
-def pack(points: list[Point], experiment: Experiment) -> Plan:
-    """Pack ``points`` (already filtered to those that must run) into arrays of jobs."""
+def pack(points: list[Point], free: Collection[str] = ()) -> Plan:
+    """Pack ``points`` (already filtered to those that must run) into arrays of jobs.
+
+    ``free``: parameters known not to change shapes (continuous random draws).
+    """
     arrays: dict[tuple, list[Point]] = {}
     for point in points:
         arrays.setdefault(point.resources.array_key(), []).append(point)
@@ -55,7 +58,7 @@ def pack(points: list[Point], experiment: Experiment) -> Plan:
         k = resources.points_per_job
         groups: dict[tuple, list[Point]] = {}
         for point in members:
-            groups.setdefault(shape_key(point, experiment), []).append(point)
+            groups.setdefault(shape_key(point, free), []).append(point)
         jobs, rest = [], []
         for group in groups.values():
             whole = len(group) - len(group) % k
@@ -64,3 +67,8 @@ def pack(points: list[Point], experiment: Experiment) -> Plan:
         jobs += [rest[i:i + k] for i in range(0, len(rest), k)]
         out.append(tuple(Job(tuple(job), resources) for job in jobs))
     return Plan(tuple(out))
+
+
+def free_params(sweep) -> set[str]:
+    """The sweep's parameters drawn from continuous distributions (they do not set shapes)."""
+    return {name for name, dist in sweep.random.items() if dist.kind in ("uniform", "loguniform")}

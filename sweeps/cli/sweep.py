@@ -107,14 +107,14 @@ def sweep():
 def plan(sweep_file, variant, with_optional, rows, **flags):
     """Show the points, the jobs they pack into and what the store already holds (writes nothing)."""
     from analysis.store import COMPLETE, FAILED, is_store, point_states
-    from sweeps.plan import pack
+    from sweeps.plan import free_params, pack
     from sweeps.points import swept_names
 
     sweep, points = _load(sweep_file, variant, with_optional, flags)
     stored = point_states(sweep.store) if is_store(sweep.store) else {}
     held = {p.point_id: stored[p.point_id] for p in points if p.point_id in stored}
     todo = [p for p in points if held.get(p.point_id) not in (COMPLETE, FAILED)]
-    the_plan = pack(todo, sweep.experiment)
+    the_plan = pack(todo, free_params(sweep))
     executor = _executor(sweep)
     swept = swept_names(points)
     n_complete = sum(1 for s in held.values() if s == COMPLETE)
