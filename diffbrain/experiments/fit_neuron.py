@@ -1,0 +1,174 @@
+"""``fit-neuron``: fit a GIF or Hodgkin-Huxley model to potential or spike targets, by gradient or a baseline.
+
+Targets are either synthetic (a protocol simulated at the ``true_*`` parameters, plus optional
+measurement noise) or a trace file (NPZ, or the paper's CSV layout with ``voltage_traces`` and
+``dt_ms``). The result follows docs/store-format.md. JAX is imported inside :func:`run` only. Points
+that share shapes reuse the compiled programs: parameters, bounds, data and seeds are traced values.
+"""
+
+from __future__ import annotations
+
+import math
+
+from diffbrain.errors import BadInput
+from diffbrain.experiments.base import Experiment, Param, ParamError, RunContext
+from diffbrain.neuron import MODELS
+
+METHOD_NAMES = ("gradient", "de", "pso", "twopointsde", "bayes")
+PROTOCOL_NAMES = ("steps", "ramps", "noise")
+
+
+def parse_assignments(text: str, field: str) -> dict[str, float]:
+    """``"NAME=VALUE,NAME=VALUE"`` -> {name: float} (ParamError naming ``field``)."""
+    out = {}
+    for item in (part.strip() for part in text.replace(";", ",").split(",")):
+        if not item:
+            continue
+        name, sep, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or not name.strip() or not math.isfinite(number):
+            raise ParamError(field, f"{item!r} is not NAME=NUMBER", "write e.g. A1=0.5,A2=-0.1")
+        out[name.strip()] = number
+    return out
+
+
+def _true_params() -> tuple[Param, ...]:
+    return tuple(Param(f"true_{p.name}", float, p.default, f"ground truth of {p.name} ({p.unit}) for synthetic "
+                       f"{model.name} targets") for model in MODELS.values() for p in model.fitted)
+
+
+def _targets(params: dict, ctx: RunContext, model, fixed: dict):
+    """(traces, true values [P] or NaN) for the point: a loaded file or a simulated protocol."""
+    import numpy as np
+
+    from diffbrain import traces as tr
+    from diffbrain.neuron import simulate
+
+    if params["traces"]:
+        traces = tr.load(params["traces"], params["voltage_traces"] or None, params["dt_ms"] or None)
+        return traces, np.full(len(model.fitted), np.nan)
+    if params["voltage_traces"]:
+        raise ParamError("voltage_traces", "given without a 'traces' CSV file", "set traces to the current CSV")
+    truth = {p.name: params[f"true_{p.name}"] for p in model.fitted}
+    dt = params["dt_ms"] or model.default_dt_ms
+    duration = params["duration_ms"] or model.default_duration_ms
+    current = tr.protocol(params["protocol"], model.name, duration, dt, params["n_traces"], seed=ctx.seed)
+    sim = simulate(model, current, dt, {**truth, **fixed})
+    voltage = sim.voltage
+    if params["noise_mv"] > 0:
+        rng = np.random.default_rng([ctx.seed, 1])
+        voltage = voltage + params["noise_mv"] * rng.standard_normal(voltage.shape)
+    if not np.isfinite(voltage).all():
+        raise ParamError("fixed" if fixed else "true_" + model.fitted[0].name,
+                         "the synthetic target diverged (non-finite voltage)",
+                         "choose parameters in the model's working range")
+    traces = tr.Traces(current, dt, voltage, sim.spikes, source=f"{params['protocol']} protocol")
+    return traces, np.asarray([truth[p.name] for p in model.fitted])
+
+
+def run(params: dict, ctx: RunContext):
+    import numpy as np
+    import xarray as xr
+
+    from diffbrain.fitting import fit, make_problem, parse_bounds_text
+    from diffbrain.fitting import problem as fp
+
+    model = MODELS[params["model"]]
+    fixed = parse_assignments(params["fixed"], "fixed")
+    unknown = sorted(set(fixed) - set(model.fixed_names))
+    if unknown:
+        raise ParamError("fixed", f"{unknown[0]!r} is not a fixed parameter of {model.name!r}",
+                         f"use one of: {', '.join(model.fixed_names)}")
+    try:
+        box = parse_bounds_text(model.name, params["bounds"], "bounds")
+    except BadInput as exc:
+        raise ParamError(exc.field, exc.problem, exc.fix) from exc
+    if params["method"] != "gradient" and params["starts"] < 2:
+        raise ParamError("starts", f"a population of {params['starts']}", "give at least 2 for a baseline method")
+    ctx.report(0.0, "building targets")
+    traces, truth = _targets(params, ctx, model, fixed)
+    problem = make_problem(model.name, params["target"], traces, box, fixed, params["points"],
+                           params["delta_ms"] or None)
+    budget = params["budget"] or None
+    result = fit(problem, params["method"], params["starts"], budget, ctx.seed,
+                 report=lambda f, m: ctx.report(0.05 + 0.9 * f, m))
+    ctx.report(0.97, "fitted traces")
+
+    import jax.numpy as jnp
+
+    dtype = jnp.result_type(float)
+    v_fit, s_fit = (np.asarray(x).T for x in fp.traces_at(problem, problem.to_unit(jnp.asarray(result.best, dtype))))
+    stride = max(1, math.ceil(traces.n_steps / params["keep_samples"]))
+    keep = slice(None, None, stride)
+    time_ms = np.arange(traces.n_steps)[keep] * traces.dt
+    target_v = traces.voltage if traces.voltage is not None else np.full(traces.current.shape, np.nan)
+    target_count = traces.spikes.sum(axis=1) if traces.spikes is not None else np.full(traces.n_traces, np.nan)
+    names = list(model.fitted_names)
+    units = {p.name: p.unit for p in model.fitted}
+    loss_units = result.loss_units
+    f32 = np.float32
+    data = {
+        "fitted": (("param",), result.best.astype(f32), {"param_units": units}),
+        "true_value": (("param",), np.asarray(truth, f32), {"param_units": units}),
+        "lower": (("param",), np.asarray([box[n][0] for n in names], f32), {"param_units": units}),
+        "upper": (("param",), np.asarray([box[n][1] for n in names], f32), {"param_units": units}),
+        "loss": ((), f32(result.loss), {"units": loss_units}),
+        "start_loss": (("start",), result.start_loss.astype(f32), {"units": loss_units}),
+        "start_params": (("start", "param"), result.start_params.astype(f32), {"param_units": units}),
+        "evaluations": ((), np.int64(result.evaluations), {"units": "1"}),
+        "seconds": ((), f32(result.seconds), {"units": "s"}),
+        "progress_seconds": (("progress",), result.progress_seconds.astype(f32), {"units": "s"}),
+        "progress_loss": (("progress",), result.progress_loss.astype(f32), {"units": loss_units}),
+        "current": (("trace", "time"), traces.current[:, keep].astype(f32), {"units": "nA"}),
+        "target_voltage": (("trace", "time"), target_v[:, keep].astype(f32), {"units": "mV"}),
+        "fitted_voltage": (("trace", "time"), v_fit[:, keep].astype(f32), {"units": "mV"}),
+        "target_spike_count": (("trace",), np.asarray(target_count, f32), {"units": "1"}),
+        "fitted_spike_count": (("trace",), s_fit.sum(axis=1).astype(f32), {"units": "1"}),
+        "dt": ((), f32(traces.dt), {"units": "ms"}),
+    }
+    coords = {
+        "param": ("param", names),
+        "time": ("time", time_ms.astype(f32), {"units": "ms"}),
+        "start": ("start", np.arange(len(result.start_loss))),
+        "progress": ("progress", np.arange(len(result.progress_seconds))),
+        "trace": ("trace", np.arange(traces.n_traces)),
+    }
+    ctx.report(1.0, f"loss {result.loss:.4g} {loss_units}")
+    return xr.Dataset(data, coords=coords, attrs={
+        "model": model.name, "target": params["target"], "method": params["method"],
+        "loss_units": loss_units, "source": traces.source,
+    })
+
+
+EXPERIMENT = Experiment(
+    name="fit-neuron",
+    params=(
+        Param("model", str, "gif", "neuron model", choices=tuple(MODELS)),
+        Param("target", str, "potential", "fit the voltage (RMSE) or the spike train (gamma factor)",
+              choices=("potential", "spike")),
+        Param("method", str, "gradient", "optimiser", choices=METHOD_NAMES),
+        Param("starts", int, 20, "random starts (gradient) or population size (baselines)", positive=True),
+        Param("budget", int, 0, "total loss evaluations; 0 = 200 per start (gradient), population x 5 (baselines)",
+              low=0),
+        Param("protocol", str, "steps", "synthetic input protocol", choices=PROTOCOL_NAMES),
+        Param("traces", str, "", "trace file (.npz, or .csv of currents in A); empty = synthetic target"),
+        Param("voltage_traces", str, "", "CSV of voltages (mV) that goes with a CSV 'traces' file"),
+        Param("duration_ms", float, 0.0, "synthetic trace length in ms; 0 = model default (gif 1000, hh 14.97)",
+              low=0.0),
+        Param("dt_ms", float, 0.0, "time step in ms; 0 = model default (gif 0.1, hh 0.01); required for CSV",
+              low=0.0),
+        Param("n_traces", int, 5, "synthetic traces", positive=True),
+        Param("noise_mv", float, 0.0, "sd of Gaussian noise added to synthetic voltages (mV)", low=0.0),
+        *_true_params(),
+        Param("bounds", str, "", "search bounds 'NAME=LO:HI,...'; empty = the paper's bounds"),
+        Param("fixed", str, "", "fixed model constants 'NAME=VALUE,...' (e.g. A1=0.5)"),
+        Param("points", int, 0, "potential target: compare at this many samples per trace (0 = all)", low=0),
+        Param("delta_ms", float, 0.0, "gamma-factor coincidence window in ms; 0 = model default", low=0.0),
+        Param("keep_samples", int, 500, "samples per trace kept in the stored traces", positive=True),
+    ),
+    run=run,
+    help="Fit a GIF or HH neuron to potential or spike targets by gradient (vectorised L-BFGS-B) or a baseline.",
+)

@@ -1,0 +1,171 @@
+"""A fitting problem as one JAX pytree: model, target, traces, fixed constants and search bounds.
+
+Every method searches the unit box u in [0, 1]^P, mapped linearly onto the bounds, so one
+parameterisation serves the gradient method and the gradient-free baselines alike. The model name,
+target kind, number of sampled points and the coincidence window (in steps) are static; everything
+else (traces, targets, constants, bounds, dt, delta) is a traced array, so fits of new data with the
+same shapes reuse the compiled programs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from diffbrain import losses
+from diffbrain.errors import BadInput
+from diffbrain.neuron import get_model
+from diffbrain.traces import Traces
+
+TARGETS = ("potential", "spike")
+
+
+@partial(jax.tree_util.register_dataclass,
+         data_fields=["current", "dt", "target_voltage", "target_spikes", "constants", "lower", "upper", "delta"],
+         meta_fields=["model", "target", "points", "window"])
+@dataclasses.dataclass(frozen=True)
+class FitProblem:
+    """What to fit: arrays [T, B] (time first), ``lower``/``upper`` [P] in the model's units."""
+
+    model: str
+    target: str
+    points: int
+    window: int
+    current: jax.Array
+    dt: jax.Array
+    target_voltage: jax.Array
+    target_spikes: jax.Array
+    constants: jax.Array
+    lower: jax.Array
+    upper: jax.Array
+    delta: jax.Array
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return get_model(self.model).fitted_names
+
+    def to_params(self, u) -> jax.Array:
+        """Unit-box coordinates -> model parameters (works on [..., P])."""
+        return self.lower + jnp.asarray(u) * (self.upper - self.lower)
+
+    def to_unit(self, theta) -> jax.Array:
+        return (jnp.asarray(theta) - self.lower) / (self.upper - self.lower)
+
+
+def parse_bounds(model: str, bounds: Mapping[str, tuple[float, float]] | None, field: str = "bounds") -> dict:
+    """The model's default bounds overridden by ``bounds`` {name: (low, high)}, checked (BadInput)."""
+    neuron = get_model(model)
+    out = neuron.bounds()
+    for name, pair in dict(bounds or {}).items():
+        if name not in out:
+            raise BadInput(f"{field}.{name}", f"{name!r} is not a fitted parameter of {model!r}",
+                           f"bound one of: {', '.join(out)}")
+        try:
+            low, high = (float(x) for x in pair)
+        except (TypeError, ValueError) as exc:
+            raise BadInput(f"{field}.{name}", f"{pair!r} is not two numbers", "give LOW:HIGH") from exc
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise BadInput(f"{field}.{name}", f"bounds {low}:{high} are not finite", "give finite LOW:HIGH")
+        if low >= high:
+            raise BadInput(f"{field}.{name}", f"low {low} is not below high {high}", "give LOW:HIGH with LOW < HIGH")
+        out[name] = (low, high)
+    return out
+
+
+def parse_bounds_text(model: str, text: str, field: str = "bounds") -> dict:
+    """Bounds from ``"NAME=LO:HI,NAME=LO:HI"`` (empty: the model's defaults)."""
+    pairs = {}
+    for item in (part.strip() for part in text.replace(";", ",").split(",")):
+        if not item:
+            continue
+        name, sep, rest = item.partition("=")
+        low, colon, high = rest.partition(":")
+        if not sep or not colon:
+            raise BadInput(field, f"{item!r} is not NAME=LO:HI", "write bounds like a=0:0.1,k1=0.1:1")
+        try:
+            pairs[name.strip()] = (float(low), float(high))
+        except ValueError as exc:
+            raise BadInput(f"{field}.{name.strip()}", f"{rest!r} is not LO:HI numbers", "write e.g. 0:0.1") from exc
+    return parse_bounds(model, pairs, field)
+
+
+def make_problem(model: str, target: str, traces: Traces, bounds: Mapping | None = None,
+                 fixed: Mapping[str, float] | None = None, points: int = 0,
+                 delta_ms: float | None = None) -> FitProblem:
+    """Build a :class:`FitProblem` from loaded or synthetic traces (checks that they serve ``target``)."""
+    neuron = get_model(model)
+    if target not in TARGETS:
+        raise BadInput("target", f"unknown target {target!r}", f"use one of: {', '.join(TARGETS)}")
+    traces.require(target)
+    if points < 0:
+        raise BadInput("points", f"{points} sampled points", "give 0 (whole trace) or a positive number")
+    delta = float(neuron.gamma_delta_ms if delta_ms is None or delta_ms == 0 else delta_ms)
+    if delta <= 0:
+        raise BadInput("delta_ms", f"{delta} ms", "give a positive coincidence window")
+    if target == "spike":
+        losses.check_gamma_window(traces.spikes.T, traces.dt, delta)
+    box = parse_bounds(model, bounds)
+    dtype = jnp.result_type(float)
+    zeros = np.zeros_like(traces.current.T)
+    return FitProblem(
+        model=model,
+        target=target,
+        points=int(points),
+        window=losses.window_steps(delta, traces.dt) if target == "spike" else 0,
+        current=jnp.asarray(traces.current.T, dtype),
+        dt=jnp.asarray(traces.dt, dtype),
+        target_voltage=jnp.asarray(zeros if traces.voltage is None else traces.voltage.T, dtype),
+        target_spikes=jnp.asarray(zeros if traces.spikes is None else traces.spikes.T, dtype),
+        constants=jnp.asarray(neuron.constants(fixed), dtype),
+        lower=jnp.asarray([box[n][0] for n in neuron.fitted_names], dtype),
+        upper=jnp.asarray([box[n][1] for n in neuron.fitted_names], dtype),
+        delta=jnp.asarray(delta, dtype),
+    )
+
+
+def simulate_params(problem: FitProblem, theta):
+    """(V, spikes, lag) [T, B] of the problem's model at parameters ``theta`` [P]."""
+    model = get_model(problem.model)
+    return model.simulate(theta, problem.constants, problem.current, problem.dt)
+
+
+def objective(problem: FitProblem, u):
+    """The minimised objective at unit-box point ``u`` [P]: voltage MSE (mV^2) or the smooth gamma loss."""
+    v, s, lag = simulate_params(problem, problem.to_params(u))
+    if problem.target == "potential":
+        return losses.voltage_mse(v, problem.target_voltage, problem.points)
+    per_trace = losses.gamma_factor_loss(s, lag, problem.target_spikes, problem.dt, problem.delta, problem.window)
+    return jnp.mean(per_trace)
+
+
+def reported_loss(problem: FitProblem, u):
+    """The loss reported to users: voltage RMSE (mV) or the exact gamma-factor loss (brian2modelfitting's)."""
+    v, s, _ = simulate_params(problem, problem.to_params(u))
+    if problem.target == "potential":
+        return losses.voltage_rmse(v, problem.target_voltage, problem.points)
+    per_trace = losses.gamma_factor_exact(s, problem.target_spikes, problem.dt, problem.delta, problem.window)
+    return jnp.mean(per_trace)
+
+
+# Compiled once per (static fields, shapes); the problem is an argument, never a closure constant.
+batch_objective = jax.jit(jax.vmap(objective, in_axes=(None, 0)))
+batch_reported_loss = jax.jit(jax.vmap(reported_loss, in_axes=(None, 0)))
+value_and_grad = jax.jit(jax.value_and_grad(objective, argnums=1))
+
+
+@jax.jit
+def batch_spike_counts(problem: FitProblem, u):
+    """Spike counts per trace [S, B] at unit-box points ``u`` [S, P]."""
+    return jax.vmap(lambda x: jnp.sum(simulate_params(problem, problem.to_params(x))[1], axis=0))(u)
+
+
+@jax.jit
+def traces_at(problem: FitProblem, u):
+    """(V, spikes) [T, B] at one unit-box point ``u`` [P]."""
+    v, s, _ = simulate_params(problem, problem.to_params(u))
+    return v, s
