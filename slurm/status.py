@@ -87,8 +87,9 @@ def _local_state(job: JobRecord) -> str:
     return "FINISHED"
 
 
-def scheduler_view(submissions: list[Submission]) -> SchedulerView:
-    """States of every recorded job; SLURM jobs in one squeue (and at most one sacct) call."""
+def scheduler_view(submissions: list[Submission], finished: bool = True) -> SchedulerView:
+    """States of every recorded job; SLURM jobs in one squeue call, and one sacct call for the jobs that
+    left the queue (``finished=False`` skips it: they are then "UNKNOWN", which is enough to wait on)."""
     view = SchedulerView()
     slurm_jobs = [job for sub in submissions if sub.executor == "slurm" for job in sub.jobs]
     for sub in submissions:
@@ -107,6 +108,8 @@ def scheduler_view(submissions: list[Submission]) -> SchedulerView:
         if job.job_id in queued:
             view.states[job.job_id] = queued[job.job_id]
     rest = [job for job in slurm_jobs if job.job_id not in view.states]
+    if rest and not finished:
+        return view
     if rest:
         finished, why = _sacct(sorted({job.job_id.split("_")[0] for job in rest}))
         if finished is None:

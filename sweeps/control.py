@@ -47,10 +47,11 @@ def stored_states(sweep: Sweep) -> dict[str, str]:
     return point_states(sweep.store) if is_store(sweep.store) else {}
 
 
-def sweep_state(sweep: Sweep, points: list[Point], ask_scheduler: bool = True) -> SweepState:
+def sweep_state(sweep: Sweep, points: list[Point], finished_jobs: bool = True) -> SweepState:
+    """The state of every point; ``finished_jobs=False`` asks the scheduler only about queued jobs."""
     stored = stored_states(sweep)
-    submissions = jobbook.load(jobs_dir_for(sweep.store)) if ask_scheduler else []
-    view = scheduler_view(submissions) if submissions else None
+    submissions = jobbook.load(jobs_dir_for(sweep.store))
+    view = scheduler_view(submissions, finished=finished_jobs) if submissions else None
     latest = jobbook.latest_job_of_points(submissions)
     states = {}
     for point in points:
@@ -100,7 +101,7 @@ def _summary(counts: Counter, total: int) -> str:
 
 def wait(sweep: Sweep, points: list[Point], poll_s: float = 2.0, log_every_s: float = 30.0) -> SweepState:
     """Block until no job of the sweep is queued or running; a rich bar on a terminal, else a line on
-    change (at most every ``log_every_s``)."""
+    change (at most every ``log_every_s``). Polls squeue only (never sacct) every ``poll_s``."""
     total = len(points)
     progress = task = None
     if _show_progress():
@@ -113,7 +114,7 @@ def wait(sweep: Sweep, points: list[Point], poll_s: float = 2.0, log_every_s: fl
     last_line, last_time = "", 0.0
     try:
         while True:
-            state = sweep_state(sweep, points)
+            state = sweep_state(sweep, points, finished_jobs=False)
             counts = state.counts()
             line = _summary(counts, total)
             if progress is not None:
@@ -123,7 +124,7 @@ def wait(sweep: Sweep, points: list[Point], poll_s: float = 2.0, log_every_s: fl
                 last_line, last_time = line, time.monotonic()
             unknown = state.view is not None and any("squeue unavailable" in n for n in state.view.notes)
             if counts[RUNNING] + counts[PENDING] == 0 and not (unknown and counts[MISSING]):
-                return state
+                return sweep_state(sweep, points)
             time.sleep(poll_s)
     finally:
         if progress is not None:

@@ -168,7 +168,7 @@ def _submit(sweep_file, variant, with_optional, retry_failed, wait, flags, resum
             ids = ", ".join(sub.array_ids) if sub.executor == "slurm" else f"{len(sub.jobs)} processes"
             click.echo(f"  {sub.executor} {ids}: {len(sub.jobs)} jobs (logs in {sub.folder})")
     if wait:
-        final = control.wait(sweep, points)
+        final = control.wait(sweep, points, poll_s=5.0 if executor == "slurm" else 1.0)
         counts = final.counts()
         click.echo(control._summary(counts, len(points)) + f", {counts[control.MISSING]} missing")
         if counts[control.FAILED] or counts[control.MISSING]:
