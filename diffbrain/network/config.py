@@ -1,0 +1,215 @@
+"""The validated configuration of an E/I network run: network, task and training (no JAX imported here).
+
+Parameters are declared once as :class:`~diffbrain.experiments.base.Param` records, named after the
+brainscale paper's script (``examples/002-coba-ei-rsnn.py``) in snake_case, so the experiments, the
+sweep files and the ``diffbrain train`` flags (kebab-case) all share one list. Cross-field checks
+(the 4:1 split, task timings that fit the time step) raise :class:`ParamError` naming the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+
+from diffbrain.experiments.base import Param, ParamError
+
+METHODS = ("bptt", "diag", "expsm_diag")
+CONN_METHODS = ("dense", "rand", "gaussian")
+SPARSE_IMPLS = ("event", "masked_dense")
+LR_SCHEDULES = ("constant", "exponential", "cosine")
+MODES = ("train", "sim")
+
+NETWORK_PARAMS: tuple[Param, ...] = (
+    Param("n_rec", int, 200, "recurrent neurons, split 4:1 into excitatory and inhibitory", low=5),
+    Param("w_ei_ratio", float, 4.0, "scale of inhibitory relative to excitatory initial weights", positive=True),
+    Param("ff_scale", float, 1.0, "scale of the initial feed-forward weights", low=0.0),
+    Param("rec_scale", float, 0.5, "scale of the initial recurrent weights", low=0.0),
+    Param("beta", float, 1.0, "adaptation current increment per spike, mA", low=0.0),
+    Param("tau_a", float, 1500.0, "adaptation time constant, ms (drawn per neuron around it)", positive=True),
+    Param("tau_neu", float, 400.0, "membrane time constant, ms", positive=True),
+    Param("tau_syn", float, 5.0, "synaptic conductance time constant, ms", positive=True),
+    Param("tau_out", float, 10.0, "readout time constant, ms", positive=True),
+    Param("dt", float, 1.0, "integration time step, ms", positive=True),
+    Param("v_th", float, 1.0, "firing threshold above rest, mV", positive=True),
+    Param("e_exc", float, 5.0, "excitatory reversal potential relative to rest, mV"),
+    Param("e_inh", float, -10.0, "inhibitory reversal potential relative to rest, mV"),
+    Param("conn_method", str, "dense", "recurrent connectivity", choices=CONN_METHODS),
+    Param("conn_prob", float, 0.2, "connection probability (rand) or peak probability (gaussian)",
+          positive=True, high=1.0),
+    Param("conn_width", float, 0.1, "gaussian connectivity width, fraction of the ring", positive=True, high=10.0),
+    Param("sparse_impl", str, "event",
+          "sparse recurrent operator: event-driven CSR (brainevent) or the masked dense matrix",
+          choices=SPARSE_IMPLS),
+)
+
+TASK_PARAMS: tuple[Param, ...] = (
+    Param("t_interval", float, 50.0, "silence before each cue, ms", low=0.0),
+    Param("t_cue", float, 100.0, "duration of each cue, ms", positive=True),
+    Param("t_delay", float, 1000.0, "delay between the last cue and the recall cue, ms", low=0.0),
+    Param("t_recall", float, 150.0, "recall period (loss and accuracy are taken here), ms", positive=True),
+    Param("num_cue", int, 7, "number of cues per trial", low=1),
+    Param("prob", float, 0.3, "probability that a cue is on the minority side", low=0.0, high=0.5),
+    Param("n_per_group", int, 25, "input neurons per group (left, right, recall, noise)", low=1),
+    Param("cue_rate", float, 40.0, "firing rate of active cue and recall neurons, Hz", positive=True),
+    Param("noise_rate", float, 10.0, "background firing rate of the noise group, Hz", low=0.0),
+)
+
+TRAINING_PARAMS: tuple[Param, ...] = (
+    Param("method", str, "bptt", "training method: bptt, diag (D-RTRL) or expsm_diag (ES-D-RTRL)", choices=METHODS),
+    Param("etrace_decay", float, 0.99, "ES-D-RTRL eligibility-trace decay (expsm_diag)", positive=True, high=0.99999),
+    Param("remat", bool, False, "bptt: recompute each step in the backward pass (gradient checkpointing)"),
+    Param("lr", float, 1e-3, "Adam learning rate", positive=True),
+    Param("lr_schedule", str, "constant", "learning-rate schedule after warm-up", choices=LR_SCHEDULES),
+    Param("lr_decay", float, 0.9, "exponential schedule: factor per lr_decay_steps", positive=True, high=1.0),
+    Param("lr_decay_steps", int, 100, "exponential schedule: iterations per decay factor", low=1),
+    Param("warmup", int, 0, "iterations of linear learning-rate warm-up", low=0),
+    Param("clip_norm", float, 1.0, "global gradient-norm clipping (0: none)", low=0.0),
+    Param("l1", float, 0.0, "L1 penalty on the weight magnitudes (added to the gradient)", low=0.0),
+    Param("l2", float, 0.0, "L2 penalty on the weight magnitudes (added to the gradient)", low=0.0),
+    Param("iterations", int, 100, "training iterations (one batch of fresh trials each)", low=0),
+    Param("batch_size", int, 32, "trials per iteration", low=1),
+)
+
+RUN_PARAMS: tuple[Param, ...] = (
+    Param("mode", str, "train", "train the network, or only simulate it (sim)", choices=MODES),
+    Param("load_checkpoint", str, "", "checkpoint file whose weights start the run (same network); '' for none"),
+    Param("checkpoint_every", int, 10, "iterations between checkpoints (needs a checkpoint directory)", low=1),
+    Param("snapshot_every", int, 10, "iterations between weight-histogram snapshots", low=1),
+    Param("hist_bins", int, 40, "bins of the weight histograms", low=2),
+    Param("test_batch", int, 64, "fresh trials for the final test", low=1),
+    Param("record_trials", int, 2, "test trials whose spikes are stored as events", low=1),
+    Param("record_neurons", int, 5, "neurons whose membrane trace is stored (first recorded trial)", low=0),
+)
+
+ALL_PARAMS: tuple[Param, ...] = NETWORK_PARAMS + TASK_PARAMS + TRAINING_PARAMS + RUN_PARAMS
+
+
+def _pick(cls, params: dict):
+    return cls(**{f.name: params[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The E/I network: sizes, time constants (ms), potentials (mV), connectivity."""
+
+    n_rec: int = 200
+    w_ei_ratio: float = 4.0
+    ff_scale: float = 1.0
+    rec_scale: float = 0.5
+    beta: float = 1.0
+    tau_a: float = 1500.0
+    tau_neu: float = 400.0
+    tau_syn: float = 5.0
+    tau_out: float = 10.0
+    dt: float = 1.0
+    v_th: float = 1.0
+    e_exc: float = 5.0
+    e_inh: float = -10.0
+    conn_method: str = "dense"
+    conn_prob: float = 0.2
+    conn_width: float = 0.1
+    sparse_impl: str = "event"
+
+    @property
+    def n_exc(self) -> int:
+        return int(self.n_rec * 0.8)
+
+    @property
+    def n_inh(self) -> int:
+        return self.n_rec - self.n_exc
+
+    def check(self) -> NetworkConfig:
+        if self.n_exc < 1 or self.n_inh < 1:
+            raise ParamError("n_rec", f"{self.n_rec} is too small for the 4:1 excitatory:inhibitory split",
+                             "give n_rec >= 5")
+        if self.e_exc <= self.v_th:
+            raise ParamError("e_exc", f"{self.e_exc} mV is not above the threshold v_th={self.v_th} mV",
+                             "give an excitatory reversal potential above v_th")
+        if self.e_inh >= 0.0:
+            raise ParamError("e_inh", f"{self.e_inh} mV is not below rest (0 mV)",
+                             "give a negative inhibitory reversal potential")
+        for name in ("tau_neu", "tau_syn", "tau_out", "tau_a", "dt"):
+            if getattr(self, name) <= 0:
+                raise ParamError(name, f"{getattr(self, name)!r} must be > 0", "give a positive time constant")
+        if self.conn_method != "dense" and not 0.0 < self.conn_prob <= 1.0:
+            raise ParamError("conn_prob", f"{self.conn_prob!r} is outside (0, 1]", "give a probability in (0, 1]")
+        return self
+
+    @classmethod
+    def from_params(cls, params: dict) -> NetworkConfig:
+        return _pick(cls, params).check()
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Evidence accumulation timings (ms), group sizes and rates (Hz), as in the paper's task."""
+
+    t_interval: float = 50.0
+    t_cue: float = 100.0
+    t_delay: float = 1000.0
+    t_recall: float = 150.0
+    num_cue: int = 7
+    prob: float = 0.3
+    n_per_group: int = 25
+    cue_rate: float = 40.0
+    noise_rate: float = 10.0
+
+    def steps(self, dt: float) -> dict[str, int]:
+        """Durations in time steps (rounded); raises ParamError when a needed period has no step."""
+        out = {name: int(round(getattr(self, name) / dt)) for name in ("t_interval", "t_cue", "t_delay", "t_recall")}
+        for name in ("t_cue", "t_recall"):
+            if out[name] < 1:
+                raise ParamError(name, f"{getattr(self, name)} ms is shorter than one time step (dt={dt} ms)",
+                                 "give a duration of at least dt")
+        return out
+
+    def n_steps(self, dt: float) -> int:
+        s = self.steps(dt)
+        return self.num_cue * (s["t_interval"] + s["t_cue"]) + s["t_delay"] + s["t_recall"]
+
+    def check(self, dt: float) -> TaskConfig:
+        self.steps(dt)
+        for name in ("cue_rate", "noise_rate"):
+            if getattr(self, name) * dt / 1000.0 > 1.0:
+                raise ParamError(name, f"{getattr(self, name)} Hz exceeds one spike per step at dt={dt} ms",
+                                 "lower the rate or the time step")
+        return self
+
+    @property
+    def n_in(self) -> int:
+        return 4 * self.n_per_group
+
+    @classmethod
+    def from_params(cls, params: dict) -> TaskConfig:
+        return _pick(cls, params).check(params.get("dt", 1.0))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Method, optimiser and schedule."""
+
+    method: str = "bptt"
+    etrace_decay: float = 0.99
+    remat: bool = False
+    lr: float = 1e-3
+    lr_schedule: str = "constant"
+    lr_decay: float = 0.9
+    lr_decay_steps: int = 100
+    warmup: int = 0
+    clip_norm: float = 1.0
+    l1: float = 0.0
+    l2: float = 0.0
+    iterations: int = 100
+    batch_size: int = 32
+
+    @classmethod
+    def from_params(cls, params: dict) -> TrainConfig:
+        return _pick(cls, params)
+
+
+def fingerprint(*configs) -> str:
+    """A stable hash of configurations (dataclasses or dicts): equal configurations, equal hashes."""
+    payload = [asdict(c) if hasattr(c, "__dataclass_fields__") else dict(c) for c in configs]
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

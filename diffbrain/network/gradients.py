@@ -1,0 +1,94 @@
+"""Gradients of the recall-period objective by BPTT and by braintrace's online algorithms.
+
+The objective is the *sum over recall steps* of the per-step loss (softmax cross-entropy, mean over
+the batch) — the same for every method, so online gradients can be compared with BPTT directly
+(``etrace_grad(..., reduction='sum')``). The steps before the recall period carry no loss: BPTT
+differentiates through them; the online algorithms advance hidden states and eligibility traces over
+them with ``etrace_evolve``. Every function here must run inside a brainstate transformation (jit).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import brainstate
+import braintrace
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from diffbrain.network.model import EINetwork
+from diffbrain.network.task import step_loss
+
+ONLINE_ALGORITHMS = {"diag": braintrace.D_RTRL, "expsm_diag": braintrace.ES_D_RTRL}
+
+
+def bptt_gradients(model: EINetwork, xs: jax.Array, labels: jax.Array, recall_start: int, remat: bool = False):
+    """``(grads, per_step_losses [T_recall], recall_outputs [T_recall, B, 2])`` by autodiff through time.
+
+    ``remat`` recomputes the forward pass in the backward pass (brainstate's checkpointed loop), which
+    trades time for memory on long trials.
+    """
+    weights = model.weight_states()
+    batch = xs.shape[1]
+    loop = brainstate.transform.checkpointed_for_loop if remat else brainstate.transform.for_loop
+
+    def objective():
+        brainstate.nn.init_all_states(model, batch_size=batch)
+        outs = loop(model, xs)
+        recall = outs[recall_start:]
+        losses = jax.vmap(step_loss, in_axes=(0, None))(recall, labels)
+        return jnp.sum(losses), (losses, recall)
+
+    grads, (losses, recall) = brainstate.transform.grad(objective, weights, has_aux=True)()
+    return grads, losses, recall
+
+
+def compile_online(model: EINetwork, method: str, x0: jax.Array, etrace_decay: float = 0.99):
+    """The braintrace learner for ``method`` over a batch shaped like ``x0 [B, n_in]``.
+
+    Batched states and traces (``vmap=False``): the same per-trial traces as the per-trial ``vmap=True``
+    form, and measured here about 6x faster in the gradient phase (n_rec 200, batch 32).
+    """
+    options = {"decay_or_rank": etrace_decay} if method == "expsm_diag" else {}
+    with warnings.catch_warnings():  # the readout is instantaneous: braintrace says so, and it is intended
+        warnings.filterwarnings("ignore", message=".*has no connected hidden states.*")
+        return braintrace.compile(model, ONLINE_ALGORITHMS[method], x0, batch_size=x0.shape[0], vmap=False, **options)
+
+
+def online_gradients(model: EINetwork, method: str, xs: jax.Array, labels: jax.Array, recall_start: int,
+                     etrace_decay: float = 0.99):
+    """``(grads, per_step_losses, recall_outputs)`` by D-RTRL (``diag``) or ES-D-RTRL (``expsm_diag``)."""
+    learner = compile_online(model, method, xs[0], etrace_decay)
+    if recall_start > 0:
+        learner.etrace_evolve(xs[:recall_start])
+
+    def step(x):
+        out = learner(x)
+        return step_loss(out, labels), out
+
+    grads, losses, recall = learner.etrace_grad(
+        xs[recall_start:], step_fn=step, weights=model.weight_states(), reduction="sum",
+        has_aux=True, return_value=True, loss_output="per_step",
+    )
+    return grads, losses, recall
+
+
+def gradients(model: EINetwork, method: str, xs, labels, recall_start: int, etrace_decay: float = 0.99,
+              remat: bool = False):
+    """Dispatch to BPTT or an online algorithm; same return value."""
+    if method == "bptt":
+        return bptt_gradients(model, xs, labels, recall_start, remat)
+    return online_gradients(model, method, xs, labels, recall_start, etrace_decay)
+
+
+def compare(reference: dict, estimate: dict) -> dict[str, dict[str, float]]:
+    """Per weight: cosine similarity and norm ratio ``|estimate| / |reference|`` (NaN where undefined)."""
+    out = {}
+    for name, ref in reference.items():
+        a = np.ravel(np.asarray(ref, dtype=np.float64))
+        b = np.ravel(np.asarray(estimate[name], dtype=np.float64))
+        na, nb = np.linalg.norm(a), np.linalg.norm(b)
+        cos = float(a @ b / (na * nb)) if na > 0 and nb > 0 else float("nan")
+        out[name] = {"cosine": cos, "norm_ratio": float(nb / na) if na > 0 else float("nan")}
+    return out

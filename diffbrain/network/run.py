@@ -1,0 +1,201 @@
+"""A whole ``train-network`` run: train (or only simulate), checkpoint, record, and build the dataset.
+
+The loop resumes from ``<checkpoint_dir>/train-network.npz`` when it exists and was written by the
+same configuration; the stored history makes the resumed run's loss trajectory identical to an
+uninterrupted one (batches come from ``fold_in(key, iteration)``; the optimiser state is restored).
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from diffbrain.errors import BadInput
+from diffbrain.experiments.base import RunContext
+from diffbrain.network import checkpoint as ckpt_io
+from diffbrain.network.config import (
+    NETWORK_PARAMS,
+    NetworkConfig,
+    TaskConfig,
+    TrainConfig,
+    fingerprint,
+)
+from diffbrain.network.recording import Simulator, WeightRecorder, firing_rates, spike_events
+from diffbrain.network.training import TEST_STREAM, CompileStats, Trainer, data_key
+
+# parameters that do not change the training trajectory (excluded from the resume fingerprint)
+_NOT_TRAJECTORY = ("checkpoint_every", "test_batch", "record_trials", "record_neurons")
+_HISTORY = ("loss", "accuracy", "grad_norm", "step_seconds")
+
+
+def run_fingerprints(params: dict) -> tuple[str, str]:
+    """(full configuration, network only) fingerprints of validated parameters."""
+    full = {k: v for k, v in params.items() if k not in _NOT_TRAJECTORY}
+    network = {p.name: params[p.name] for p in NETWORK_PARAMS}
+    network.update(n_per_group=params["n_per_group"], seed=params["seed"])
+    return fingerprint(full), fingerprint(network)
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (Linux reports KiB)."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+@dataclass
+class RunRecord:
+    """Everything the dataset is built from (plain NumPy and numbers)."""
+
+    params: dict
+    history: dict[str, np.ndarray]
+    snapshots: dict[str, np.ndarray]
+    bin_edges: np.ndarray
+    compile: CompileStats
+    test_loss: float
+    test_accuracy: float
+    raster: np.ndarray
+    v_trace: np.ndarray
+    v_neurons: np.ndarray
+    is_excitatory: np.ndarray
+    dt: float
+    n_steps: int
+    resumed_from: int = 0
+    extras: dict = field(default_factory=dict)
+
+
+def _restore(trainer: Trainer, recorder: WeightRecorder, ck: ckpt_io.Checkpoint, history: dict) -> None:
+    try:
+        trainer.set_weights(ck.weights)
+        trainer.set_optimizer_leaves(ck.optimizer)
+    except (KeyError, ValueError) as exc:
+        raise BadInput("checkpoint", f"its arrays do not fit this configuration ({exc})",
+                               "delete the checkpoint or use another checkpoint directory") from None
+    trainer.train_key = jax.numpy.asarray(ck.rng_key)
+    for name in _HISTORY:
+        history[name] = [float(v) for v in ck.history.get(name, [])][: ck.iteration]
+    if ck.snapshots:
+        recorder.restore(ck.snapshots)
+
+
+def _save(path: Path, trainer: Trainer, recorder: WeightRecorder, params: dict, fps: tuple[str, str],
+          iteration: int, history: dict) -> None:
+    ckpt_io.save(path, ckpt_io.Checkpoint(
+        params=params, fingerprint=fps[0], network_fingerprint=fps[1], iteration=iteration,
+        weights=trainer.weights(), optimizer=trainer.optimizer_leaves(), rng_key=np.asarray(trainer.train_key),
+        history={k: np.asarray(v, dtype=np.float64) for k, v in history.items()},
+        snapshots=recorder.to_arrays()))
+
+
+def run_network(params: dict, ctx: RunContext) -> RunRecord:
+    """Train (``mode=train``) or simulate (``mode=sim``) one configuration; validated ``params``."""
+    net_cfg, task_cfg = NetworkConfig.from_params(params), TaskConfig.from_params(params)
+    train_cfg = TrainConfig.from_params(params)
+    training = params["mode"] == "train"
+    fps = run_fingerprints(params)
+    trainer = Trainer(net_cfg, task_cfg, train_cfg, seed=params["seed"])
+    recorder = WeightRecorder.for_model(trainer.model, params["hist_bins"])
+    history: dict[str, list[float]] = {k: [] for k in _HISTORY}
+
+    if params["load_checkpoint"]:
+        source = Path(params["load_checkpoint"])
+        ck = ckpt_io.load(source, "load_checkpoint")
+        ckpt_io.check_matches(ck, params, fps[0], source, True, fps[1], "load_checkpoint")
+        trainer.set_weights(ck.weights)
+
+    path = Path(ctx.checkpoint_dir) / ckpt_io.FILENAME if ctx.checkpoint_dir and training else None
+    start = 0
+    if path is not None and path.exists():
+        ck = ckpt_io.load(path)
+        ckpt_io.check_matches(ck, params, fps[0], path, False, fps[1])
+        _restore(trainer, recorder, ck, history)
+        start = ck.iteration
+    if not recorder.iterations:
+        recorder.snapshot(0, trainer.model)
+
+    iterations = train_cfg.iterations if training else 0
+    simulate = Simulator(trainer.model, trainer.task, params["test_batch"], params["record_trials"],
+                              params["record_neurons"])
+    stats = trainer.compile() if training and start < iterations else simulate.compile()
+    for it in range(start, iterations):
+        t0 = time.perf_counter()
+        loss, acc, norm = trainer.step(it)
+        seconds = time.perf_counter() - t0
+        for name, value in zip(_HISTORY, (loss, acc, norm, seconds), strict=True):
+            history[name].append(value)
+        done = it + 1
+        if done % params["snapshot_every"] == 0:
+            recorder.snapshot(done, trainer.model)
+        if path is not None and (done % params["checkpoint_every"] == 0 or done == iterations):
+            _save(path, trainer, recorder, params, fps, done, history)
+        ctx.report(done / max(iterations, 1), f"iteration {done}/{iterations}: loss {loss:.4f}, accuracy {acc:.3f}")
+        if not math.isfinite(loss):
+            for name in _HISTORY:  # a diverged run: stop, keep the shapes (the runner marks it failed)
+                history[name].extend([math.nan] * (iterations - done))
+            break
+    if training:
+        recorder.snapshot(iterations, trainer.model)
+
+    sim = simulate(data_key(params["seed"], TEST_STREAM))
+    return RunRecord(
+        params=params,
+        history={k: np.asarray(v, dtype=np.float32) for k, v in history.items()},
+        snapshots=recorder.to_arrays(), bin_edges=recorder.edges, compile=stats,
+        test_loss=sim.loss, test_accuracy=sim.accuracy, raster=sim.raster, v_trace=sim.v_trace,
+        v_neurons=sim.v_neurons, is_excitatory=trainer.model.is_excitatory(), dt=net_cfg.dt,
+        n_steps=trainer.task.n_steps, resumed_from=start,
+    )
+
+
+def to_dataset(rec: RunRecord):
+    """The ``train-network`` dataset of docs/store-format.md."""
+    import xarray as xr
+
+    p = rec.params
+    times, neurons, offsets = spike_events(rec.raster)
+    snaps = rec.snapshots
+    n_iter = len(rec.history["loss"])
+    v_time = (np.arange(rec.v_trace.shape[0]) * rec.dt).astype(np.float32)
+    scalar = lambda value, units, dtype=np.float32: ((), np.asarray(value, dtype=dtype), {"units": units})
+    data = {
+        "loss": (("iteration",), rec.history["loss"], {"units": "1", "long_name": "recall cross-entropy per step"}),
+        "accuracy": (("iteration",), rec.history["accuracy"], {"units": "1"}),
+        "grad_norm": (("iteration",), rec.history["grad_norm"], {"units": "1", "long_name": "gradient norm"}),
+        "step_seconds": (("iteration",), rec.history["step_seconds"], {"units": "s"}),
+        "test_loss": scalar(rec.test_loss, "1"),
+        "test_accuracy": scalar(rec.test_accuracy, "1"),
+        "compile_seconds": scalar(rec.compile.seconds, "s"),
+        "temp_bytes": scalar(rec.compile.temp_bytes, "bytes", np.int64),
+        "argument_bytes": scalar(rec.compile.argument_bytes, "bytes", np.int64),
+        "output_bytes": scalar(rec.compile.output_bytes, "bytes", np.int64),
+        "peak_rss_bytes": scalar(peak_rss_bytes(), "bytes", np.int64),
+        "weight_bin_edges": (("w_edge",), rec.bin_edges.astype(np.float32), {"units": "S"}),
+        "w_hist_exc": (("snapshot", "w_bin"), snaps["hist_exc"], {"units": "1"}),
+        "w_hist_inh": (("snapshot", "w_bin"), snaps["hist_inh"], {"units": "1"}),
+        "w_mean_exc": (("snapshot",), snaps["mean_exc"], {"units": "S"}),
+        "w_mean_inh": (("snapshot",), snaps["mean_inh"], {"units": "S"}),
+        "w_frac_small_exc": (("snapshot",), snaps["frac_small_exc"], {"units": "1"}),
+        "w_frac_small_inh": (("snapshot",), snaps["frac_small_inh"], {"units": "1"}),
+        "spike_time": (("spike",), times, {"units": "1", "long_name": "time-step index"}),
+        "spike_neuron": (("spike",), neurons, {"units": "1"}),
+        "spike_trial_offsets": (("trial_edge",), offsets, {"units": "1"}),
+        "firing_rate": (("neuron",), firing_rates(rec.raster, rec.dt), {"units": "Hz"}),
+        "is_excitatory": (("neuron",), rec.is_excitatory.astype(bool)),
+        "v_trace": (("v_time", "v_neuron"), rec.v_trace, {"units": "mV"}),
+        "dt": scalar(rec.dt, "ms"),
+        "n_steps": scalar(rec.n_steps, "1", np.int64),
+    }
+    coords = {
+        "iteration": ("iteration", np.arange(n_iter, dtype=np.int64)),
+        "snapshot": ("snapshot", snaps["iterations"]),
+        "v_time": ("v_time", v_time, {"units": "ms"}),
+        "v_neuron": ("v_neuron", rec.v_neurons.astype(np.int64)),
+        "neuron": ("neuron", np.arange(rec.is_excitatory.size, dtype=np.int64)),
+    }
+    attrs = {"method": p["method"], "conn_method": p["conn_method"], "n_rec": int(p["n_rec"]), "mode": p["mode"],
+             "resumed_from_iteration": int(rec.resumed_from)}
+    return xr.Dataset(data, coords=coords, attrs=attrs)
