@@ -63,12 +63,12 @@ def _submit_slurm(resources: Resources, packs: list[Pack], jobs_dir: Path, name:
     import submitit
 
     folder = _folder(jobs_dir)
-    executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=resources.max_requeues)
-    executor.update_parameters(**slurm_parameters(resources, name))
     try:
+        executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=resources.max_requeues)
+        executor.update_parameters(**slurm_parameters(resources, name))
         jobs = executor.submit_array([PackRunner([pack]) for pack in packs])
-    except Exception as err:  # sbatch's own message (bad partition, too many GPUs, ...)
-        raise SubmitError(f"sbatch refused the job array: {str(err).strip()}") from None
+    except Exception as err:  # no SLURM here, or sbatch's own message (bad partition, too many GPUs, ...)
+        raise SubmitError(f"SLURM refused the job array: {str(err).strip()}") from None
     return _recorded("slurm", folder, resources, jobs, packs), jobs
 
 

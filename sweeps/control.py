@@ -8,6 +8,7 @@ A point of a sweep is in one state: ``complete`` / ``failed`` (its group in the 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from collections import Counter
@@ -19,7 +20,7 @@ from hpc.runner import Pack
 from slurm import jobs as jobbook
 from slurm.resources import jobs_dir_for
 from slurm.status import RUNNING_STATES, SchedulerView, scheduler_view
-from slurm.submit import submit
+from slurm.submit import SubmitError, submit
 from sweeps.plan import Plan, free_params, pack
 from sweeps.points import Point
 from sweeps.spec import Sweep
@@ -84,10 +85,26 @@ def packs_of(plan: Plan, sweep: Sweep, retry_failed: bool) -> list[tuple]:
 
 
 def submit_sweep(sweep: Sweep, points: list[Point], executor: str, retry_failed: bool):
-    """Create/update the store, pack ``points`` and submit them; returns [(Submission, submitit jobs)]."""
+    """Create/update the store, pack ``points`` and submit them; returns [(Submission, submitit jobs)].
+
+    If the scheduler refuses the first array, a store and job folder made just now are removed again.
+    """
+    made = sweep.store  # the outermost folder this call creates (store, or a missing parent of it)
+    while not made.parent.exists():
+        made = made.parent
+    new = not made.exists()
+    jobs_dir = jobs_dir_for(sweep.store)
     create_store(sweep.store, sweep.info(), store_provenance())
     plan = pack(points, free_params(sweep))
-    return submit(packs_of(plan, sweep, retry_failed), executor, jobs_dir_for(sweep.store), sweep.name)
+    try:
+        return submit(packs_of(plan, sweep, retry_failed), executor, jobs_dir, sweep.name)
+    except SubmitError:
+        if new and not jobbook.load(jobs_dir):
+            shutil.rmtree(sweep.store, ignore_errors=True)
+            shutil.rmtree(jobs_dir, ignore_errors=True)
+            if made != sweep.store:
+                shutil.rmtree(made, ignore_errors=True)
+        raise
 
 
 def _show_progress() -> bool:

@@ -197,6 +197,9 @@ def _random(exp: Experiment, table: dict) -> tuple[int, int, dict[str, Distribut
         if kind == "loguniform" and low <= 0:
             raise SpecError(f"{key}[0]", f"{low!r} is not > 0", "loguniform needs a positive range")
         dists[name] = Distribution(kind, (low, high))
+    if not dists:
+        raise SpecError("random", "no parameter to draw", "add e.g. lr = { loguniform = [1e-4, 1e-2] }, "
+                        "or remove [random]")
     return seed, count, dists
 
 

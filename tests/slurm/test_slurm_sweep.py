@@ -193,3 +193,12 @@ def test_sweep_on_slurm(slurm_cluster, capsys):
     assert "Requeued" in log + next((folder / "requeue.jobs").rglob(f"{job.job_id}_0_log.err")).read_text()
     accounting = json.dumps(slurm_cluster.wait_for_sacct(job.job_id))
     assert "COMPLETED" in accounting
+
+
+def test_partition_slurm_refuses_is_bad_input(slurm_cluster, capsys):
+    folder = slurm_cluster.job_folder("bad-partition")
+    path = write(folder / "s", "main.toml", MAIN, slurm_cluster)
+    code, out = run(["sweep", "submit", path, "--partition", "no-such-partition"], capsys)
+    assert code == 2 and "error: resources: SLURM refused the job array" in out, out
+    assert "partition" in out.lower()
+    assert sorted(p.name for p in (folder / "s").iterdir()) == ["main.toml"]  # nothing half-written

@@ -169,3 +169,11 @@ def test_commands_on_a_sweep_without_store(tmp_path, capsys, command):
         assert code == 0 and "missing   4" in out
     else:
         assert code == 2 and ("not a diffbrain result store" in err or "does not exist yet" in err)
+
+
+def test_slurm_executor_without_slurm_is_bad_input_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    path = write(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no srun, no sbatch
+    code, out, err = run(["sweep", "submit", path, "--executor", "slurm"], capsys)
+    assert code == 2 and err.startswith("error: resources: SLURM refused the job array"), err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["sweep.toml"]

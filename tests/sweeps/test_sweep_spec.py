@@ -128,6 +128,8 @@ BAD = [
                                                        "return_nan = { normal = [0, 1] }"), [],
      "random.return_nan", "expected one of"),
     ("random: no count", lambda t: replace(t, "count = 2\n", ""), [], "random.count", "missing"),
+    ("random: nothing to draw", lambda t: replace(t, "return_nan = { choice = [false] }", ""), [], "random",
+     "no parameter to draw"),
     ("unknown top-level key", lambda t: "sede = 1\n" + t, [], "sede", "unknown key"),
     ("missing name", lambda t: replace(t, 'name = "check"\n', ""), [], "name", "missing"),
     ("bad name", lambda t: replace(t, 'name = "check"', 'name = "a b"'), [], "name", "characters"),
