@@ -120,7 +120,7 @@ class NetworkConfig:
         return self.n_rec - self.n_exc
 
     def check(self) -> NetworkConfig:
-        if self.n_exc < 1 or self.n_inh < 1:
+        if self.n_rec < 5:
             raise ParamError("n_rec", f"{self.n_rec} is too small for the 4:1 excitatory:inhibitory split",
                              "give n_rec >= 5")
         if self.e_exc <= self.v_th:

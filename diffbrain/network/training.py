@@ -35,7 +35,7 @@ def learning_rate(cfg: TrainConfig) -> optax.Schedule:
         after = optax.constant_schedule(cfg.lr)
     if cfg.warmup <= 0:
         return after
-    warm = optax.linear_schedule(cfg.lr / cfg.warmup, cfg.lr, cfg.warmup)
+    warm = optax.linear_schedule(cfg.lr / cfg.warmup, cfg.lr, max(cfg.warmup - 1, 1))  # lr (i+1)/warmup
     return optax.join_schedules([warm, after], [cfg.warmup])
 
 
@@ -43,6 +43,13 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     """Gradient-norm clipping (if ``clip_norm`` > 0), then Adam with the schedule."""
     parts = [optax.clip_by_global_norm(cfg.clip_norm)] if cfg.clip_norm > 0 else []
     return optax.chain(*parts, optax.adam(learning_rate(cfg)))
+
+
+def regularized(grads: dict, weights: dict, l1: float, l2: float) -> dict:
+    """Add the gradient of ``l1 * sum|w| + l2/2 * sum w^2`` (on the stored magnitudes) to ``grads``."""
+    if l1 <= 0 and l2 <= 0:
+        return grads
+    return {k: g + l2 * weights[k] + l1 * jnp.sign(weights[k]) for k, g in grads.items()}
 
 
 @dataclass(frozen=True)
@@ -117,8 +124,7 @@ class Trainer:
         grads, losses, recall = gradients(self.model, cfg.method, xs, labels, self.task.recall_start,
                                           cfg.etrace_decay, cfg.remat)
         weights = self.model.weight_values()
-        if cfg.l2 > 0 or cfg.l1 > 0:
-            grads = {k: g + cfg.l2 * weights[k] + cfg.l1 * jnp.sign(weights[k]) for k, g in grads.items()}
+        grads = regularized(grads, weights, cfg.l1, cfg.l2)
         grad_norm = optax.global_norm(grads)
         updates, self.opt_state.value = self.optimizer.update(grads, self.opt_state.value, weights)
         self.model.set_weights(optax.apply_updates(weights, updates))
