@@ -134,6 +134,22 @@ def fit_table(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
+def point_traces(ds: xr.Dataset, point: str) -> dict[str, np.ndarray]:
+    """One point's ``time`` (ms), ``target``, ``fitted`` and ``current`` (trace x time), without the NaN
+    samples and traces that ``open_sweep``'s union of other points' time labels and trace counts adds."""
+    one = ds.sel({POINT: point})
+    names = {"target": "target_voltage", "fitted": "fitted_voltage", "current": "current"}
+    arrays = dict(zip(names, dask.compute(*(one[v] for v in names.values() if v in ds.data_vars)), strict=False))
+    target = np.asarray(arrays["target"].values, dtype=np.float64)
+    keep_time = np.isfinite(target).any(axis=0)
+    keep_trace = np.isfinite(target).any(axis=1)
+    time = arrays["target"]["time"].values if "time" in arrays["target"].coords else np.arange(target.shape[1])
+    out = {"time": np.asarray(time, dtype=np.float64)[keep_time]}
+    for key, array in arrays.items():
+        out[key] = np.asarray(array.values, dtype=np.float64)[np.ix_(keep_trace, keep_time)]
+    return out
+
+
 def best_point(ds: xr.Dataset) -> str:
     """The point id with the lowest final loss (for the fitted-vs-target trace figure)."""
     loss = ds["loss"].astype(np.float64).compute()

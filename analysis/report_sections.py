@@ -196,15 +196,12 @@ def fits_section(ds: xr.Dataset, out: Path, report) -> list[str]:
                 + table(["method"] + params, rows) + [""]
     if "target_voltage" in ds.data_vars and "fitted_voltage" in ds.data_vars:
         point = fits.best_point(ds)
-        one = ds.sel({POINT: point})
-        target, fitted = dask.compute(one["target_voltage"], one["fitted_voltage"])
-        keep = np.isfinite(target.values).any(axis=-1)
-        current = one["current"].values[keep] if "current" in ds.data_vars else None
-        time = target["time"].values if "time" in target.coords else np.arange(target.shape[-1])
+        traces = fits.point_traces(ds, point)
+        loss = float(ds["loss"].sel({POINT: point}).values)
         title = f"best fit: point {point} ({labels(ds, 'method')[list(ds[POINT].values).index(point)]}), " \
-                f"loss {fmt(one['loss'].values)} {units}"
-        _draw(report, names[0], out,
-              lambda p: figures.fit_traces(time, target.values[keep], fitted.values[keep], p, title, current))
+                f"loss {fmt(loss)} {units}"
+        _draw(report, names[0], out, lambda p: figures.fit_traces(
+            traces["time"], traces["target"], traces["fitted"], p, title, traces.get("current")))
     else:
         report.skipped[names[0]] = "no target_voltage/fitted_voltage traces stored"
     if fits.has_progress(ds):

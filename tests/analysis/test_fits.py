@@ -10,6 +10,7 @@ from analysis.fits import (
     has_fits,
     loss_vs_time,
     loss_vs_time_by_group,
+    point_traces,
     recovery_by_group,
     recovery_error,
     time_grid,
@@ -107,3 +108,24 @@ def test_group_labels_join_swept_keys_and_best_point():
         "gif/adam", "gif/adam", "hh/nevergrad", "hh/nevergrad"]
     assert has_fits(ds)
     assert best_point(ds) == "p2"
+
+
+def test_point_traces_drop_the_union_of_other_points_labels():
+    """Two points on interleaved time grids and with 1 and 2 traces, outer-joined as open_sweep does."""
+    a = xr.Dataset({"target_voltage": (("trace", "time"), [[1.0, 2.0, 3.0]]),
+                    "fitted_voltage": (("trace", "time"), [[1.5, 2.5, 3.5]]),
+                    "current": (("trace", "time"), [[0.1, 0.2, 0.3]])},
+                   coords={"trace": [0], "time": [0.0, 1.0, 2.0]})
+    b = xr.Dataset({"target_voltage": (("trace", "time"), [[7.0, 8.0], [9.0, 10.0]]),
+                    "fitted_voltage": (("trace", "time"), [[7.5, 8.5], [9.5, 10.5]]),
+                    "current": (("trace", "time"), [[1.0, 1.0], [2.0, 2.0]])},
+                   coords={"trace": [0, 1], "time": [0.5, 1.5]})
+    ds = xr.concat([a, b], dim="point", join="outer").assign_coords(point=["a", "b"])
+    assert ds.sizes["time"] == 5  # interleaved union
+    traces = point_traces(ds.chunk({"point": 1}), "a")
+    np.testing.assert_allclose(traces["time"], [0.0, 1.0, 2.0])
+    np.testing.assert_allclose(traces["target"], [[1.0, 2.0, 3.0]])
+    np.testing.assert_allclose(traces["fitted"], [[1.5, 2.5, 3.5]])
+    traces = point_traces(ds, "b")
+    np.testing.assert_allclose(traces["time"], [0.5, 1.5])
+    np.testing.assert_allclose(traces["current"], [[1.0, 1.0], [2.0, 2.0]])
