@@ -213,12 +213,20 @@ def loss_vs_time(by_group: xr.Dataset, path: str | Path) -> Path:
     x = by_group["elapsed"].values
     for i, group in enumerate(by_group["group"].values):
         one = by_group.sel(group=group)
-        ax.plot(x, one["median"].values, color=f"C{i}", label=str(group))
-        ax.fill_between(x, one["q25"].values, one["q75"].values, color=f"C{i}", alpha=0.2, linewidth=0)
+        median = one["median"].values
+        ax.plot(x, median, color=f"C{i}", label=str(group), drawstyle="steps-post")
+        ax.fill_between(x, one["q25"].values, one["q75"].values, color=f"C{i}", alpha=0.2, linewidth=0,
+                        step="post")
+        ok = np.flatnonzero(np.isfinite(median))
+        if ok.size:  # mark where the group's median first exists (a fit with one record is a single point)
+            ax.plot(x[ok[0]], median[ok[0]], "o", color=f"C{i}")
     units = by_group["median"].attrs.get("units", "")
-    positive = np.nanmin(by_group["median"].values, initial=np.inf) > 0
-    ax.set(xscale="log", yscale="log" if positive else "linear", xlabel="wall time (s)",
-           ylabel="best loss so far" + (f" ({units})" if units not in ("", "1") else ""),
-           title="Loss vs wall time per method")
+    values = np.concatenate([by_group[v].values.ravel() for v in ("median", "q25", "q75")])
+    values = values[np.isfinite(values)]
+    wide = lambda v: v.size > 0 and v.min() > 0 and v.max() / v.min() > 10  # log only over a decade or more
+    ax.set(xscale="log" if wide(x[x > 0]) else "linear", yscale="log" if wide(values) else "linear",
+           xlabel="wall time (s)",
+           ylabel="median best loss so far" + (f" ({units})" if units not in ("", "1") else ""),
+           title="Loss vs wall time per method (band: quartiles)")
     ax.legend(fontsize=7)
     return _save(fig, path)

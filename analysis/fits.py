@@ -100,14 +100,23 @@ def loss_vs_time(ds: xr.Dataset, grid: np.ndarray | None = None) -> xr.DataArray
 
 
 def loss_vs_time_by_group(ds: xr.Dataset, grid: np.ndarray | None = None) -> xr.Dataset:
-    """Median, lower and upper quartile over each group's points of :func:`loss_vs_time` (dims group, elapsed)."""
-    curves = with_group(loss_vs_time(ds, grid), ds, GROUP_KEYS)
-    grouped = curves.groupby("group")
+    """Median, lower and upper quartile over each group's points of :func:`loss_vs_time` (dims group, elapsed).
+
+    Before a point's first record its best loss counts as infinite (nothing found yet), so a statistic is
+    shown (finite) only once enough of the group's points have a result, and the median never rises.
+    """
+    curves = loss_vs_time(ds, grid)
     units = curves.attrs.get("units", "")
+    curves = with_group(curves.fillna(np.inf), ds, GROUP_KEYS)
+    grouped = curves.groupby("group")
+
+    def finite(stat: xr.DataArray) -> xr.DataArray:
+        return stat.where(np.isfinite(stat)).assign_attrs(units=units)
+
     return xr.Dataset({
-        "median": grouped.median().assign_attrs(units=units),
-        "q25": grouped.quantile(0.25).drop_vars("quantile").assign_attrs(units=units),
-        "q75": grouped.quantile(0.75).drop_vars("quantile").assign_attrs(units=units),
+        "median": finite(grouped.median()),
+        "q25": finite(grouped.quantile(0.25).drop_vars("quantile")),
+        "q75": finite(grouped.quantile(0.75).drop_vars("quantile")),
     })
 
 
