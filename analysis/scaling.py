@@ -28,10 +28,21 @@ def has_scaling(ds: xr.Dataset) -> bool:
     return "step_seconds_median" in ds.data_vars and all(v in ds.data_vars for v in XLA_PARTS)
 
 
+# where T (time steps per trial) may be stored: scaling-probe's parameter is ``n_steps``, which it also
+# returns as a variable, so open_sweep names the swept parameter ``n_steps_param``
+T_SOURCES = ("T", "n_steps", "n_steps_param")
+
+
+def _source(ds: xr.Dataset, key: str) -> str | None:
+    names = T_SOURCES if key == "T" else (key,)
+    return next((n for n in names if has_value(ds, n)), None)
+
+
 def table_keys(ds: xr.Dataset) -> list[str]:
-    """The configuration keys of the table: :data:`KEYS` that the store knows, then other swept parameters."""
-    keys = [k for k in KEYS if has_value(ds, k)]
-    return keys + [k for k in swept_params(ds) if k not in keys and k != "seed"]
+    """The configuration keys of the table: :data:`KEYS` that the store knows (T also as ``n_steps``), then
+    other swept parameters."""
+    keys = [k for k in KEYS if _source(ds, k) is not None]
+    return keys + [k for k in swept_params(ds) if k not in keys and k not in T_SOURCES and k != "seed"]
 
 
 def scaling_points(ds: xr.Dataset) -> xr.Dataset:
@@ -50,7 +61,7 @@ def scaling_table(ds: xr.Dataset, keys: list[str] | None = None) -> xr.Dataset:
     keys = table_keys(ds) if keys is None else list(keys)
     points = scaling_points(ds).compute()  # one scalar per point and variable: small
     points = points.drop_vars([c for c in points.coords if c != POINT])
-    key_values = {k: np.asarray(point_value(ds, k).values) for k in keys}
+    key_values = {k: np.asarray(point_value(ds, _source(ds, k) or k).values) for k in keys}
     points = points.assign_coords({k: (POINT, v) for k, v in key_values.items()})
     points["n_points"] = xr.ones_like(points["step_bytes"], dtype=np.int64)
     if not keys:

@@ -166,7 +166,8 @@ def scaling_store(tmp_path_factory):
     for n_rec in (100, 200):
         for t in (1000, 2000):
             for method, temp in (("bptt", t / 1000 * n_rec / 100 * 10e6), ("diag", n_rec / 100 * 2e6)):
-                params = {"method": method, "n_rec": n_rec, "T": t, "conn_method": "dense", "seed": 0}
+                # as scaling-probe names them: T is the parameter n_steps, also returned as a variable
+                params = {"method": method, "n_rec": n_rec, "n_steps": t, "conn_method": "dense", "seed": 0}
                 points[f"{method}-{n_rec}-{t}"] = (params, xr.Dataset({
                     "step_seconds_median": ((), 0.001 * n_rec / 100, {"units": "s"}),
                     "step_seconds": ("step", np.full(3, 0.001 * n_rec / 100), {"units": "s"}),
@@ -177,6 +178,7 @@ def scaling_store(tmp_path_factory):
                     "peak_rss_bytes": ((), 5e8, {"units": "bytes"}),
                     "device_peak_bytes": ((), np.nan, {"units": "bytes"}),
                     "loss": ((), 0.69),
+                    "n_steps": ((), t),
                 }))
     return make_store(tmp_path_factory.mktemp("scaling") / "scaling.zarr", "scaling-probe", points)
 

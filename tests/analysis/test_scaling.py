@@ -71,3 +71,15 @@ def test_growth_pair_without_1000_and_2000():
     table = table.assign_coords(T=[250, 600, 4000])
     assert growth_pair(table) == (600.0, 4000.0)
     assert growth_pair(table.isel(T=[0])) is None
+
+
+def test_T_stored_as_n_steps_like_scaling_probe():
+    """scaling-probe's T parameter is ``n_steps`` and it returns ``n_steps`` too: open_sweep then has the
+    variable ``n_steps`` and the swept coordinate ``n_steps_param``."""
+    ds = scaling_sweep()
+    ds = ds.assign(n_steps=ds["T"].reset_coords(drop=True)).rename({"T": "n_steps_param"})
+    ds = ds.assign_coords(batch_size=("point", [4] * (ds.sizes["point"] - 1) + [8]))
+    assert table_keys(ds) == ["method", "conn_method", "n_rec", "T", "batch_size"]
+    table = scaling_table(ds, keys=["method", "conn_method", "n_rec", "T"])
+    np.testing.assert_allclose(memory_growth(table).sel({"method": "bptt", "conn_method": "dense"}).values,
+                               [21 / 13 - 1, 41 / 21 - 1])
