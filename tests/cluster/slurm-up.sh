@@ -58,7 +58,7 @@ on_error() {
   say "start failed (exit $rc); log tails follow, then everything started is stopped"
   for f in "$log"/*.log; do [ -s "$f" ] && { echo "==> $f" >&2; tail -n 15 "$f" >&2; }; done
   stop_daemons
-  exit $rc
+  exit 1
 }
 trap on_error ERR
 started=1
@@ -85,7 +85,8 @@ layout=$(slurmd -C | head -1)          # NodeName=h CPUs=.. Boards=.. SocketsPer
 cpus=$(grep -o 'CPUs=[0-9]*' <<<"$layout" | cut -d= -f2)
 getent hosts "$host" >/dev/null || { say "hostname $host does not resolve (add it to /etc/hosts)"; false; }
 
-# --- fake GPUs: gres/gpu wants one character device per GPU (regular files and /dev/null are rejected) ---
+# --- fake GPUs: gres/gpu wants one character device per GPU. Regular files are refused by slurmd (jobs then
+# get gres/gpu but no CUDA_VISIBLE_DEVICES); File=/dev/null for both counts as one GPU (node INVAL). ---------
 for i in 0 1; do mknod "$SLURM_DIR/fakedev/gpu$i" c 1 3; done    # major 1 minor 3 = a null device
 
 # --- configuration (also kept in $SLURM_DIR/etc for the record) ---------------------------------------------
