@@ -1,6 +1,6 @@
-"""A sweep on the real local SLURM (tests/cluster): a job array with a GPU array beside it, a point that
-fails, a cancelled job, a task that times out and requeues, status in every state, resume, and the same
-points and results from the local executor.
+"""A sweep of fit-neuron points on the real local SLURM (tests/cluster): a job array with a GPU array beside
+it, a point that fails, a cancelled job, status in every state, resume, and the same points and results
+from the local executor; and a task that times out and requeues (cluster-check points that sleep).
 
 The timed-out task needs a 2-minute limit: SLURM sends the USR2 warning 10-40 s before the
 `signal_delay_s` mark (tests/cluster/README.md), i.e. 80-110 s into a 2-minute job, and with points that
@@ -28,21 +28,24 @@ from sweeps.spec import load_sweep
 
 pytestmark = pytest.mark.slurm
 
-# The experiment of the main sweep. It is cluster-check until fit-neuron can be swept here (see the report).
+# The main sweep: tiny fit-neuron points (2 starts, 40 evaluations, 200 ms of one synthetic trace); the
+# point with a trace file that does not exist fails when it runs.
 MAIN = """
 name = "main"
-experiment = "cluster-check"
+experiment = "fit-neuron"
 store = "main.zarr"
 [params]
-samples = 6
-seconds = 4.0
+starts = 2
+budget = 40
+n_traces = 1
+duration_ms = 200.0
+keep_samples = 50
 [grid]
 seed = [0, 1, 2, 3, 4, 5]
 [[zip]]
-fail = [false, true]
-value = [1.5, 7.0]
+traces = ["", "no-such-trace.npz"]
 [[exclude]]
-fail = true
+traces = "no-such-trace.npz"
 seed = [1, 2, 3, 4, 5]
 [resources]
 executor = "slurm"
@@ -55,6 +58,8 @@ match = {{ seed = [4, 5] }}
 partition = "{gpu}"
 gpus_per_node = 1
 """
+FAILURE = "traces: no such file: no-such-trace.npz"
+COMPARED = ("loss", "fitted", "start_loss", "fitted_voltage", "target_voltage", "evaluations")
 
 # one task of three points; the last one is interrupted by the time limit and finishes after the requeue
 REQUEUE = """
@@ -147,7 +152,7 @@ def test_sweep_on_slurm(slurm_cluster, capsys):
     assert dict(state.counts()) == {"complete": 4, "failed": 1, "missing": 2}
     code, out = run(["sweep", "status", main_file], capsys)
     assert "complete  4" in out and "failed    1" in out and "missing   2" in out
-    assert "RuntimeError: cluster-check asked to fail (value=7.0)" in out
+    assert FAILURE in out
     for pid in gpu_sub.jobs[0].points:  # the GPU array ran on the gpu partition with one GPU
         attrs = read_point_attrs(sweep.store, pid)
         assert attrs["job_id"] == gpu_sub.jobs[0].job_id and len(attrs["gpus"]) == 1
@@ -176,7 +181,7 @@ def test_sweep_on_slurm(slurm_cluster, capsys):
     on_slurm = open_sweep(sweep.store).compute()
     local = open_sweep(load_sweep(local_file).store).compute()
     assert list(on_slurm.point.values) == list(local.point.values)
-    for name in ("value", "noise"):
+    for name in COMPARED:
         np.testing.assert_array_equal(on_slurm[name].values, local[name].values)
 
     # 7. the timed-out task was requeued once; its second run skipped the two points already stored
