@@ -76,6 +76,10 @@ def _short(value) -> str:
     return text if len(text) <= 14 else text[:13] + "~"
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
@@ -123,11 +127,11 @@ def plan(sweep_file, variant, with_optional, rows, **flags):
            + (f" (swept: {', '.join(swept)})" if swept else ""),
            f"store {sweep.store}: " + (f"holds {n_complete} complete and {n_failed} failed of these points"
                                         if stored else "new")]
-    out.append(f"to run: {len(todo)} points in {len(the_plan.jobs)} jobs on the {executor} executor"
+    out.append(f"to run: {_n(len(todo), 'point')} in {_n(len(the_plan.jobs), 'job')} on the {executor} executor"
                + (" (auto)" if sweep.resources.executor == "auto" else ""))
     for i, array in enumerate(the_plan.arrays, 1):
         res = array[0].resources
-        out.append(f"  array {i}: {len(array)} jobs of up to {res.points_per_job} points, "
+        out.append(f"  array {i}: {_n(len(array), 'job')} of up to {_n(res.points_per_job, 'point')}, "
                    f"{_describe_resources(res, executor)}, {res.array_parallelism} at a time")
     shown = points[:rows]
     header = ["#", "point", *swept, "stored"]
@@ -166,7 +170,7 @@ def _submit(sweep_file, variant, with_optional, retry_failed, wait, flags, resum
         click.echo(f"submitted {len(todo)} of {len(points)} points to {executor}{skipped}")
         for sub, _ in submitted:
             ids = ", ".join(sub.array_ids) if sub.executor == "slurm" else f"{len(sub.jobs)} processes"
-            click.echo(f"  {sub.executor} {ids}: {len(sub.jobs)} jobs (logs in {sub.folder})")
+            click.echo(f"  {sub.executor} {ids}: {_n(len(sub.jobs), 'job')} (logs in {sub.folder})")
     if wait:
         final = control.wait(sweep, points, poll_s=5.0 if executor == "slurm" else 1.0)
         counts = final.counts()
@@ -249,7 +253,7 @@ def cancel(sweep_file, variant, with_optional, job_ids):
     done, problems = cancel_jobs(submissions, set(job_ids) if job_ids else None)
     for problem in problems:
         click.echo(f"note: {problem}", err=True)
-    click.echo(f"cancelled {len(done)} jobs" + (f": {', '.join(done)}" if done else ""))
+    click.echo(f"cancelled {_n(len(done), 'job')}" + (f": {', '.join(done)}" if done else ""))
 
 
 @sweep.command()

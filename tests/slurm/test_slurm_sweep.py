@@ -131,7 +131,7 @@ def test_sweep_on_slurm(slurm_cluster, capsys):
     # 2. cancel one job of the cpu array while it waits (array_parallelism = 1)
     cancelled = cpu_sub.jobs[1]
     code, out = run(["sweep", "cancel", main_file, "--job", cancelled.job_id], capsys)
-    assert code == 0 and f"cancelled 1 jobs: {cancelled.job_id}" in out, out
+    assert code == 0 and f"cancelled 1 job: {cancelled.job_id}" in out, out
 
     # 3. status while it runs: the cancelled points are missing at once; something runs and something waits
     seen = set()

@@ -135,12 +135,12 @@ def test_cancel_local_job_then_resume(tmp_path, capsys):
     text = SWEEP.replace("[params]\nsamples = 5", "[params]\nsamples = 5\nseconds = 3.0")
     path = write(tmp_path, text=text)
     code, out, _ = run(["sweep", "submit", path, "--executor", "local", "--points-per-job", "4"], capsys)
-    assert code == 0 and "1 jobs" in out
+    assert code == 0 and "1 job " in out
     time.sleep(2)
     code, out, _ = run(["sweep", "status", path], capsys)
     assert "running   4" in out
     code, out, _ = run(["sweep", "cancel", path], capsys)
-    assert code == 0 and "cancelled 1 jobs" in out
+    assert code == 0 and "cancelled 1 job" in out
     deadline = time.time() + 30
     while time.time() < deadline:
         code, out, _ = run(["sweep", "status", path], capsys)
