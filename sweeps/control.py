@@ -111,7 +111,7 @@ def _show_progress() -> bool:
     return sys.stderr.isatty() and os.environ.get("DIFFBRAIN_NO_PROGRESS", "") in ("", "0")
 
 
-def _summary(counts: Counter, total: int) -> str:
+def summary(counts: Counter, total: int) -> str:
     return f"{counts[COMPLETE]}/{total} complete, {counts[FAILED]} failed, {counts[RUNNING]} running, " \
            f"{counts[PENDING]} pending"
 
@@ -133,7 +133,7 @@ def wait(sweep: Sweep, points: list[Point], poll_s: float = 2.0, log_every_s: fl
         while True:
             state = sweep_state(sweep, points, finished_jobs=False)
             counts = state.counts()
-            line = _summary(counts, total)
+            line = summary(counts, total)
             if progress is not None:
                 progress.update(task, completed=counts[COMPLETE] + counts[FAILED], description=line)
             elif line != last_line and time.monotonic() - last_time >= log_every_s:

@@ -144,11 +144,12 @@ def plan(sweep_file, variant, with_optional, rows, **flags):
 
 
 def _submit(sweep_file, variant, with_optional, retry_failed, wait, flags, resume: bool):
+    from analysis.store import is_store
     from slurm.submit import SubmitError
     from sweeps import control
 
     sweep, points = _load(sweep_file, variant, with_optional, flags)
-    if resume and not control.is_store(sweep.store):
+    if resume and not is_store(sweep.store):
         raise SpecError("store", f"{sweep.store} does not exist yet", "run `diffbrain sweep submit` first")
     executor = _executor(sweep)
     state = control.sweep_state(sweep, points)
@@ -172,9 +173,15 @@ def _submit(sweep_file, variant, with_optional, retry_failed, wait, flags, resum
             ids = ", ".join(sub.array_ids) if sub.executor == "slurm" else f"{len(sub.jobs)} processes"
             click.echo(f"  {sub.executor} {ids}: {_n(len(sub.jobs), 'job')} (logs in {sub.folder})")
     if wait:
-        final = control.wait(sweep, points, poll_s=5.0 if executor == "slurm" else 1.0)
+        try:
+            final = control.wait(sweep, points, poll_s=5.0 if executor == "slurm" else 1.0)
+        except KeyboardInterrupt:
+            where = ("the SLURM jobs go on (`diffbrain sweep status`, `sweep cancel`)" if executor == "slurm"
+                     else "Ctrl-C stopped the local jobs too; `diffbrain sweep resume` continues")
+            click.echo(f"\nstopped waiting: {where}", err=True)
+            sys.exit(130)
         counts = final.counts()
-        click.echo(control._summary(counts, len(points)) + f", {counts[control.MISSING]} missing")
+        click.echo(control.summary(counts, len(points)) + f", {counts[control.MISSING]} missing")
         if counts[control.FAILED] or counts[control.MISSING]:
             click.echo("see `diffbrain sweep status` for the failed points", err=True)
             sys.exit(1)
