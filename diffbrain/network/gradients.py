@@ -10,6 +10,8 @@ them with ``etrace_evolve``. Every function here must run inside a brainstate tr
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import brainstate
 import braintrace
@@ -23,19 +25,40 @@ from diffbrain.network.task import step_loss
 ONLINE_ALGORITHMS = {"diag": braintrace.D_RTRL, "expsm_diag": braintrace.ES_D_RTRL}
 
 
-def bptt_gradients(model: EINetwork, xs: jax.Array, labels: jax.Array, recall_start: int, remat: bool = False):
+@dataclass(frozen=True)
+class Inputs:
+    """The input of a batch of trials, one step at a time: ``at(t) -> [B, n_in]`` for ``t < n_steps``.
+
+    Generated inside the time loop (see :meth:`EvidenceTask.inputs_at`), so online learning keeps a
+    memory independent of the trial length; ``Inputs.of(xs)`` wraps a materialised ``[T, B, n_in]``.
+    """
+
+    at: Callable
+    n_steps: int
+
+    @staticmethod
+    def of(xs) -> Inputs:
+        return Inputs(lambda t: xs[t], xs.shape[0])
+
+
+def _as_inputs(inputs) -> Inputs:
+    return inputs if isinstance(inputs, Inputs) else Inputs.of(inputs)
+
+
+def bptt_gradients(model: EINetwork, inputs, labels: jax.Array, recall_start: int, remat: bool = False):
     """``(grads, per_step_losses [T_recall], recall_outputs [T_recall, B, 2])`` by autodiff through time.
 
     ``remat`` recomputes the forward pass in the backward pass (brainstate's checkpointed loop), which
     trades time for memory on long trials.
     """
+    inputs = _as_inputs(inputs)
     weights = model.weight_states()
-    batch = xs.shape[1]
+    batch = labels.shape[0]
     loop = brainstate.transform.checkpointed_for_loop if remat else brainstate.transform.for_loop
 
     def objective():
         brainstate.nn.init_all_states(model, batch_size=batch)
-        outs = loop(model, xs)
+        outs = loop(lambda t: model(inputs.at(t)), jnp.arange(inputs.n_steps))
         recall = outs[recall_start:]
         losses = jax.vmap(step_loss, in_axes=(0, None))(recall, labels)
         return jnp.sum(losses), (losses, recall)
@@ -53,33 +76,36 @@ def compile_online(model: EINetwork, method: str, x0: jax.Array, etrace_decay: f
     options = {"decay_or_rank": etrace_decay} if method == "expsm_diag" else {}
     with warnings.catch_warnings():  # the readout is instantaneous: braintrace says so, and it is intended
         warnings.filterwarnings("ignore", message=".*has no connected hidden states.*")
-        return braintrace.compile(model, ONLINE_ALGORITHMS[method], x0, batch_size=x0.shape[0], vmap=False, **options)
+        return braintrace.compile(model, ONLINE_ALGORITHMS[method], x0, batch_size=x0.shape[0], vmap=False,
+                                  **options)
 
 
-def online_gradients(model: EINetwork, method: str, xs: jax.Array, labels: jax.Array, recall_start: int,
+def online_gradients(model: EINetwork, method: str, inputs, labels: jax.Array, recall_start: int,
                      etrace_decay: float = 0.99):
     """``(grads, per_step_losses, recall_outputs)`` by D-RTRL (``diag``) or ES-D-RTRL (``expsm_diag``)."""
-    learner = compile_online(model, method, xs[0], etrace_decay)
+    inputs = _as_inputs(inputs)
+    learner = compile_online(model, method, inputs.at(0), etrace_decay)
+    steps = jnp.arange(inputs.n_steps)
     if recall_start > 0:
-        learner.etrace_evolve(xs[:recall_start])
+        learner.etrace_evolve(steps[:recall_start], step_fn=lambda t: learner(inputs.at(t)))
 
-    def step(x):
-        out = learner(x)
+    def step(t):
+        out = learner(inputs.at(t))
         return step_loss(out, labels), out
 
     grads, losses, recall = learner.etrace_grad(
-        xs[recall_start:], step_fn=step, weights=model.weight_states(), reduction="sum",
+        steps[recall_start:], step_fn=step, weights=model.weight_states(), reduction="sum",
         has_aux=True, return_value=True, loss_output="per_step",
     )
     return grads, losses, recall
 
 
-def gradients(model: EINetwork, method: str, xs, labels, recall_start: int, etrace_decay: float = 0.99,
+def gradients(model: EINetwork, method: str, inputs, labels, recall_start: int, etrace_decay: float = 0.99,
               remat: bool = False):
-    """Dispatch to BPTT or an online algorithm; same return value."""
+    """Dispatch to BPTT or an online algorithm; ``inputs`` is an :class:`Inputs` or an array ``[T, B, n_in]``."""
     if method == "bptt":
-        return bptt_gradients(model, xs, labels, recall_start, remat)
-    return online_gradients(model, method, xs, labels, recall_start, etrace_decay)
+        return bptt_gradients(model, inputs, labels, recall_start, remat)
+    return online_gradients(model, method, inputs, labels, recall_start, etrace_decay)
 
 
 def compare(reference: dict, estimate: dict) -> dict[str, dict[str, float]]:

@@ -44,14 +44,15 @@ class Simulator:
 
     def _simulate(self, key):
         model, task, r = self.model, self.task, self.record_trials
-        xs, labels = task.sample(key, self.batch)
+        trials = task.trials(key, self.batch)
+        labels = trials.labels
         brainstate.nn.init_all_states(model, batch_size=self.batch)
 
-        def step(x):
-            out = model(x)
+        def step(t):
+            out = model(task.inputs_at(trials, t))
             return out, model.spikes()[:r] > 0, model.V.value[0, self.v_idx].to_decimal(u.mV)
 
-        outs, spikes, v = brainstate.transform.for_loop(step, xs)
+        outs, spikes, v = brainstate.transform.for_loop(step, jnp.arange(task.n_steps))
         recall = outs[task.recall_start:]
         loss = jnp.mean(jax.vmap(step_loss, in_axes=(0, None))(recall, labels))
         return loss, accuracy(recall, labels), spikes, v, outs[:, :r]

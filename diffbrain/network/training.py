@@ -18,7 +18,7 @@ import numpy as np
 import optax
 
 from diffbrain.network.config import NetworkConfig, TaskConfig, TrainConfig
-from diffbrain.network.gradients import gradients
+from diffbrain.network.gradients import Inputs, gradients
 from diffbrain.network.model import EINetwork
 from diffbrain.network.task import EvidenceTask, accuracy
 
@@ -120,8 +120,10 @@ class Trainer:
 
     def _train_step(self, iteration):
         cfg = self.train_cfg
-        xs, labels = self.task.sample(jax.random.fold_in(self.train_key, iteration), cfg.batch_size)
-        grads, losses, recall = gradients(self.model, cfg.method, xs, labels, self.task.recall_start,
+        trials = self.task.trials(jax.random.fold_in(self.train_key, iteration), cfg.batch_size)
+        inputs = Inputs(lambda t: self.task.inputs_at(trials, t), self.task.n_steps)
+        labels = trials.labels
+        grads, losses, recall = gradients(self.model, cfg.method, inputs, labels, self.task.recall_start,
                                           cfg.etrace_decay, cfg.remat)
         weights = self.model.weight_values()
         grads = regularized(grads, weights, cfg.l1, cfg.l2)

@@ -1,0 +1,110 @@
+"""``scaling-probe``: time and memory of one training configuration (method, T, n_rec, batch, connectivity).
+
+After compiling the training step once (compile seconds and XLA's compiled memory analysis: temp,
+argument and output bytes), it runs ``warmup`` untimed steps (first-use costs such as numba kernels
+of the event-driven operators), then ``steps`` timed steps, and reports their median, the process'
+peak RSS, the device's peak bytes where the device reports them (NaN on the CPU) and the loss after
+the last step. The task is evidence accumulation scaled to ``n_steps`` time steps with the paper's
+proportions (7 cues over 1050/2200 of the trial, recall 150/2200, the rest delay). The runner gives
+every point a fresh process (``fresh_process``) so memory figures do not leak between points.
+"""
+
+from __future__ import annotations
+
+from diffbrain.experiments.base import Experiment, Param, RunContext
+from diffbrain.network.config import CONN_METHODS, METHODS, NETWORK_PARAMS, SPARSE_IMPLS
+
+_SHARED = {p.name: p for p in NETWORK_PARAMS}
+
+PARAMS = (
+    Param("method", str, "bptt", "training method", choices=METHODS),
+    Param("n_steps", int, 1000, "time steps per trial (T)", low=30),
+    Param("n_rec", int, 200, "recurrent neurons", low=5),
+    Param("batch_size", int, 32, "trials per step", low=1),
+    Param("conn_method", str, "dense", "recurrent connectivity", choices=CONN_METHODS),
+    Param("conn_prob", float, 0.2, "connection probability (rand, gaussian)", positive=True, high=1.0),
+    Param("sparse_impl", str, "event", "sparse operator", choices=SPARSE_IMPLS),
+    Param("steps", int, 5, "timed training steps (k)", low=1),
+    Param("warmup", int, 1, "untimed steps after compiling", low=0),
+    Param("etrace_decay", float, 0.99, "ES-D-RTRL decay (expsm_diag)", positive=True, high=0.99999),
+    Param("remat", bool, False, "bptt: gradient checkpointing"),
+    Param("lr", float, 1e-3, "Adam learning rate", positive=True),
+) + tuple(_SHARED[name] for name in ("w_ei_ratio", "ff_scale", "rec_scale", "tau_neu", "tau_a", "tau_syn",
+                                     "tau_out", "dt"))
+
+
+def probe_task(n_steps: int, dt: float) -> dict:
+    """Task timings (ms) that fill ``n_steps`` steps with the paper's proportions."""
+    recall = max(1, round(n_steps * 150 / 2200))
+    period = max(2, round(n_steps * 1050 / 2200 / 7))
+    interval = period // 3
+    delay = n_steps - 7 * period - recall
+    return {"t_interval": interval * dt, "t_cue": (period - interval) * dt, "t_delay": delay * dt,
+            "t_recall": recall * dt, "num_cue": 7}
+
+
+def device_peak_bytes(devices) -> float:
+    """Peak bytes in use on the first device, where it reports memory statistics; NaN otherwise (CPU)."""
+    stats = devices[0].memory_stats() if devices else None
+    if not stats or "peak_bytes_in_use" not in stats:
+        return float("nan")
+    return float(stats["peak_bytes_in_use"])
+
+
+def run(params: dict, ctx: RunContext):
+    import time
+
+    import jax
+    import numpy as np
+    import xarray as xr
+
+    from diffbrain.network.config import NetworkConfig, TaskConfig, TrainConfig
+    from diffbrain.network.run import peak_rss_bytes
+    from diffbrain.network.training import Trainer
+
+    full = {**{p.name: p.default for p in NETWORK_PARAMS}, **params}
+    net_cfg = NetworkConfig.from_params(full)
+    task_cfg = TaskConfig(**probe_task(params["n_steps"], params["dt"])).check(params["dt"])
+    train_cfg = TrainConfig(method=params["method"], etrace_decay=params["etrace_decay"], remat=params["remat"],
+                            lr=params["lr"], batch_size=params["batch_size"],
+                            iterations=params["warmup"] + params["steps"])
+    trainer = Trainer(net_cfg, task_cfg, train_cfg, seed=params["seed"])
+    assert trainer.task.n_steps == params["n_steps"], (trainer.task.n_steps, params["n_steps"])
+    stats = trainer.compile()
+    ctx.report(0.0, f"compiled in {stats.seconds:.1f} s")
+    seconds, loss, acc = [], float("nan"), float("nan")
+    for i in range(params["warmup"] + params["steps"]):
+        start = time.perf_counter()
+        loss, acc, _ = trainer.step(i)
+        if i >= params["warmup"]:
+            seconds.append(time.perf_counter() - start)
+        ctx.report((i + 1) / train_cfg.iterations, f"step {i + 1}: loss {loss:.4f}")
+    devices = list(ctx.devices) or jax.devices()
+    scalar = lambda v, units, dtype=np.float64: ((), np.asarray(v, dtype=dtype), {"units": units})
+    return xr.Dataset(
+        {
+            "step_seconds_median": scalar(np.median(seconds), "s"),
+            "step_seconds": (("step",), np.asarray(seconds, dtype=np.float64), {"units": "s"}),
+            "compile_seconds": scalar(stats.seconds, "s"),
+            "temp_bytes": scalar(stats.temp_bytes, "bytes", np.int64),
+            "argument_bytes": scalar(stats.argument_bytes, "bytes", np.int64),
+            "output_bytes": scalar(stats.output_bytes, "bytes", np.int64),
+            "peak_rss_bytes": scalar(peak_rss_bytes(), "bytes", np.int64),
+            "device_peak_bytes": scalar(device_peak_bytes(devices), "bytes"),
+            "loss": scalar(loss, "1"),
+            "accuracy": scalar(acc, "1"),
+            "n_steps": scalar(params["n_steps"], "1", np.int64),
+        },
+        attrs={"method": params["method"], "conn_method": params["conn_method"], "n_rec": params["n_rec"],
+               "batch_size": params["batch_size"], "device": str(devices[0])},
+    )
+
+
+EXPERIMENT = Experiment(
+    name="scaling-probe",
+    params=PARAMS,
+    run=run,
+    help="Seconds per training step, compile time and memory of one network configuration (fresh process).",
+    fresh_process=True,
+    must_be_finite=("loss", "step_seconds_median"),
+)
