@@ -41,7 +41,7 @@ def rows_of(ds: xr.Dataset, dims: Sequence[str], columns: Sequence[tuple[str, st
     """Headers and rows of a table with one row per combination of ``dims`` (computed Dataset).
 
     ``columns`` are ``(variable, header, scale)``; a value is shown divided by ``scale``. Rows whose
-    values are all NaN (combinations never run) are left out when ``skip_empty``.
+    values (other than ``n_points``) are all NaN (combinations never run) are left out when ``skip_empty``.
     """
     headers = list(dims) + [header for _, header, _ in columns]
     rows = []
@@ -52,7 +52,8 @@ def rows_of(ds: xr.Dataset, dims: Sequence[str], columns: Sequence[tuple[str, st
         sel = {d: coords[k][i] for k, (d, i) in enumerate(zip(dims, combo, strict=True))}
         one = stacked.sel(sel) if sel else stacked
         values = [float(one[c].values) / scale for c, _, scale in columns]
-        if skip_empty and not any(math.isfinite(v) for v in values):
+        measured = [v for (c, _, _), v in zip(columns, values, strict=True) if c != "n_points"]
+        if skip_empty and not any(math.isfinite(v) for v in measured):
             continue
         rows.append([str(v) for v in sel.values()] + [fmt(v) for v in values])
     return headers, rows
