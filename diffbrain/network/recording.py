@@ -88,7 +88,7 @@ def firing_rates(raster: np.ndarray, dt_ms: float) -> np.ndarray:
 class WeightRecorder:
     """Fixed-bin histograms of the effective recurrent weights at chosen iterations.
 
-    Bins: ``bins`` equal bins over ``[0, 3 x the initial largest weight]``; larger values are counted in
+    Bins: ``bins`` equal bins over ``[0, 2 x the initial largest weight]``; larger values are counted in
     the last bin so every synapse is counted. "Small" means below 1% of the population's initial mean.
     """
 
@@ -106,7 +106,7 @@ class WeightRecorder:
     @classmethod
     def for_model(cls, model: EINetwork, bins: int) -> WeightRecorder:
         exc, inh = model.effective_recurrent()
-        top = 3.0 * float(max(exc.max(initial=0.0), inh.max(initial=0.0), 1e-12))
+        top = 2.0 * float(max(exc.max(initial=0.0), inh.max(initial=0.0), 1e-12))
         return cls(np.linspace(0.0, top, bins + 1).astype(np.float32),
                    0.01 * float(exc.mean()), 0.01 * float(inh.mean()))
 

@@ -1,9 +1,123 @@
-"""Placeholder: replaced by the module's real commands."""
+"""``diffbrain train``: train (or simulate) the E/I spiking network on evidence accumulation.
+
+Every parameter of the ``train-network`` experiment is a kebab-case flag (the paper's names:
+``--n-rec``, ``--w-ei-ratio``, ``--conn-method``, ``--etrace-decay``, ...). The run's dataset is written
+to ``OUT/run.zarr`` and its figures to ``OUT/figures/``; checkpoints live in ``OUT/checkpoints/``, so the
+same command after an interruption resumes where it stopped. Bad input ends with one line naming
+the field and the fix (exit 2) before anything is written; outputs are written to temporary siblings
+and renamed into place only on success. JAX is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
 
 import click
 
+from diffbrain.experiments.base import REQUIRED
+from diffbrain.network.config import ALL_PARAMS
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _options(func):
+    """One click option per experiment parameter (defaults stay with the experiment: unset flags are omitted)."""
+    for p in reversed(ALL_PARAMS):
+        default = "" if p.default is REQUIRED else f" [default: {p.default}]"
+        choices = f" ({'|'.join(p.choices)})" if p.choices else ""
+        text = f"{p.help}{choices}{default}"
+        if p.kind is bool:
+            func = click.option(f"{_flag(p.name)}/--no-{p.name.replace('_', '-')}", p.name, default=None,
+                                help=text)(func)
+        else:
+            func = click.option(_flag(p.name), p.name, type=p.kind, default=None, help=text)(func)
+    return func
+
+
+def _progress_wanted() -> bool:
+    return os.environ.get("DIFFBRAIN_NO_PROGRESS", "") in ("", "0") and sys.stderr.isatty()
+
+
+def _replace(tmp: Path, final: Path) -> None:
+    """Move ``tmp`` to ``final``, replacing an older one only once the new one is complete."""
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    if old.exists():
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
+def _check_before_writing(params: dict, out: Path) -> dict:
+    """Validate everything that can be validated without computing (raises BadInput / ParamError)."""
+    from diffbrain.errors import BadInput
+    from diffbrain.experiments import get
+    from diffbrain.network import checkpoint as ckpt_io
+    from diffbrain.network.config import NetworkConfig, TaskConfig
+    from diffbrain.network.run import run_fingerprints
+
+    checked = get("train-network").validate(params)
+    NetworkConfig.from_params(checked)
+    TaskConfig.from_params(checked)
+    if out.exists() and not out.is_dir():
+        raise BadInput("out", f"{out} exists and is not a directory", "give a directory path for --out")
+    full, network = run_fingerprints(checked)
+    existing = out / "checkpoints" / ckpt_io.FILENAME
+    if checked["mode"] == "train" and existing.exists():
+        ckpt_io.check_matches(ckpt_io.load(existing), checked, full, existing, False, network)
+    if checked["load_checkpoint"]:
+        source = Path(checked["load_checkpoint"])
+        ckpt_io.check_matches(ckpt_io.load(source, "load_checkpoint"), checked, full, source, True, network,
+                              "load_checkpoint")
+    return checked
+
 
 @click.command(name="train")
-def train():
-    """Not built yet."""
-    raise click.UsageError("diffbrain train is not built yet")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
+              help="output directory: run.zarr, figures/, checkpoints/ (an existing compatible checkpoint resumes)")
+@_options
+@click.option("--seed", "seed", type=int, default=None, help="random seed [default: 0]")
+def train(out: Path, **flags):
+    """Train (or, with --mode sim, simulate) the conductance-based E/I network on evidence accumulation."""
+    params = {k: v for k, v in flags.items() if v is not None}
+    checked = _check_before_writing(params, out)
+
+    from diffbrain.experiments import RunContext, get
+    from diffbrain.network.figures import write_figures
+
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = RunContext(seed=checked["seed"], point_id="cli", checkpoint_dir=out / "checkpoints")
+    if _progress_wanted():
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"{checked['method']} {checked['mode']}", total=1.0)
+            ctx.progress = lambda fraction, message: bar.update(task, completed=fraction, description=message)
+            ds = get("train-network").run(checked, ctx)
+    else:
+        ds = get("train-network").run(checked, ctx)
+
+    zarr_tmp = out / f".run.zarr.tmp-{os.getpid()}"
+    fig_tmp = out / f".figures.tmp-{os.getpid()}"
+    try:
+        ds.to_zarr(zarr_tmp, mode="w", consolidated=False)
+        written, skipped = write_figures(ds, fig_tmp)
+        _replace(zarr_tmp, out / "run.zarr")
+        _replace(fig_tmp, out / "figures")
+    finally:
+        for tmp in (zarr_tmp, fig_tmp):
+            if tmp.exists():
+                shutil.rmtree(tmp)
+    if ds.sizes["iteration"]:
+        click.echo(f"final training loss {float(ds['loss'][-1]):.4f}, accuracy {float(ds['accuracy'][-1]):.3f}")
+    click.echo(f"test loss {float(ds['test_loss']):.4f}, test accuracy {float(ds['test_accuracy']):.3f}")
+    click.echo(f"dataset: {out / 'run.zarr'}")
+    for path in written:
+        click.echo(f"figure: {out / 'figures' / path.name}")
+    for reason in skipped:
+        click.echo(f"skipped figure {reason}")
