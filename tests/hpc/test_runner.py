@@ -111,3 +111,30 @@ def test_local_timeout_requeues_and_skips_complete_points(store, tmp_path):
     assert log.count("p3 cluster-check starts") == 2  # interrupted once, then run to the end
     assert "p1 already in the store: skipped" in log and "p2 already in the store: skipped" in log
     assert read_point_attrs(store, "p1")["started"] < read_point_attrs(store, "p3")["started"]
+
+
+def test_checkpoint_dir_survives_an_interrupted_run(store, tmp_path, monkeypatch):
+    """A requeue signal stops a point half way (submitit raises SystemExit in the handler); the rerun finds
+    what the point put in its checkpoint folder, and the folder goes once the point is written."""
+    import hpc.runner as runner
+    from diffbrain.experiments import Experiment
+
+    seen = []
+
+    def run(params, ctx):
+        state = ctx.checkpoint_dir / "state.txt"
+        seen.append(state.read_text() if state.exists() else None)
+        if not state.exists():
+            state.write_text("iteration 50")
+            raise SystemExit(-1)
+        return xr.Dataset({"loss": ((), np.float32(0.5))})
+
+    experiment = Experiment("resumable", (), run)
+    monkeypatch.setattr(runner.experiments, "get", lambda name: experiment)
+    pack = Pack(store, str(tmp_path / "s.jobs"), (("p", "resumable", {"seed": 0}),))
+    with pytest.raises(SystemExit):
+        run_pack(pack)
+    assert point_states(store) == {}  # nothing written: the point is still missing
+    assert run_pack(pack) == {"p": "complete"}
+    assert seen == [None, "iteration 50"]
+    assert not (tmp_path / "s.jobs" / "checkpoints" / "p").exists()
