@@ -62,26 +62,31 @@ def window_steps(delta_ms: float, dt_ms: float) -> int:
     return int(math.ceil(delta_ms / dt_ms)) + 1
 
 
-def _window_sum(values_at, window: int, like):
-    """sum over offsets o in [-window, window] of ``values_at(o, shifted)`` where ``shifted(x)[t] = x[t + o]``
-    (0 outside the trace); one ``lax.scan`` over offsets, so the compiled size does not grow with the window."""
+def spike_capacity(target_spikes) -> int:
+    """Room for the data's spikes per trace in the compiled loss: the largest count rounded up to a power of two
+    (at least 8), so that data with similar counts share one compiled program."""
+    import numpy as np
+
+    most = int(np.asarray(target_spikes).sum(axis=0).max()) if np.asarray(target_spikes).size else 0
+    return max(8, 1 << max(most - 1, 0).bit_length())
+
+
+def _near_data_spikes(target_spikes, capacity: int, window: int, weight_at):
+    """For every data spike (up to ``capacity`` per trace): sum over model samples within ``window`` steps of
+    ``weight_at(offset, position)`` (gathered; zero outside the trace). Returns (near [M, B], valid [M, B])."""
     import jax
     import jax.numpy as jnp
 
-    n_steps = like.shape[0]
-    steps = jnp.arange(n_steps)
-    expand = (slice(None),) + (None,) * (like.ndim - 1)
-
-    def body(total, offset):
-        inside = ((steps + offset >= 0) & (steps + offset < n_steps))[expand]
-
-        def shifted(x):
-            return jnp.where(inside, jnp.roll(x, -offset, axis=0), 0.0)
-
-        return total + values_at(offset, shifted), None
-
-    total, _ = jax.lax.scan(body, jnp.zeros_like(like), jnp.arange(-window, window + 1))
-    return total
+    n_steps, n_traces = target_spikes.shape
+    index = jax.vmap(lambda col: jnp.nonzero(col > 0.5, size=capacity, fill_value=n_steps)[0],
+                     in_axes=1, out_axes=1)(target_spikes)  # [M, B]
+    valid = index < n_steps
+    offsets = jnp.arange(-window, window + 1)[:, None, None]
+    position = index[None] + offsets  # [O, M, B]
+    inside = valid[None] & (position >= 0) & (position < n_steps)
+    position = jnp.clip(position, 0, n_steps - 1)
+    near = jnp.sum(jnp.where(inside, weight_at(offsets, position), 0.0), axis=0)
+    return near, valid
 
 
 def _taper(distance, delta):
@@ -107,33 +112,42 @@ def _gamma_from_counts(coincidences, n_model, n_data, duration, delta, rate_corr
     return jnp.where(has_data, loss, n_model / (1.0 + n_model))
 
 
-def gamma_factor_loss(spikes, lag, target_spikes, dt, delta, window: int, rate_correction: bool = True):
-    """Differentiable gamma-factor loss per trace [B] (see the module doc); ``window`` from :func:`window_steps`.
+def gamma_factor_loss(spikes, lag, target_spikes, dt, delta, window: int, capacity: int,
+                      rate_correction: bool = True):
+    """Differentiable gamma-factor loss per trace [B] (see the module doc).
 
-    ``spikes``/``lag`` are the model's [T, B] outputs, ``target_spikes`` the data's 0/1 [T, B];
-    ``dt`` and ``delta`` in ms.
+    ``spikes``/``lag`` are the model's [T, B] outputs, ``target_spikes`` the data's 0/1 [T, B]; ``dt`` and
+    ``delta`` in ms; ``window`` from :func:`window_steps`, ``capacity`` >= the data's spikes per trace
+    (:func:`spike_capacity`).
     """
     import jax.numpy as jnp
 
-    n_steps = spikes.shape[0]
-    steps = jnp.arange(n_steps, dtype=spikes.dtype)[:, None]
-    model_time = (steps - lag) * dt  # crossing time of a spike at sample t
-    data_time = (steps - 0.5) * dt
-    near = _window_sum(lambda o, shifted: shifted(spikes) * _taper(shifted(model_time) - data_time, delta),
-                       window, spikes)
-    coincidences = jnp.sum(target_spikes * jnp.minimum(near, 1.0), axis=0)
-    duration = n_steps * dt
+    columns = jnp.arange(spikes.shape[1])
+
+    def weight(offset, position):
+        # model crossing at (t + o - lag) dt, data spike placed at (t - 1/2) dt
+        distance = (offset - lag[position, columns] + 0.5) * dt
+        return spikes[position, columns] * _taper(distance, delta)
+
+    near, valid = _near_data_spikes(target_spikes, capacity, window, weight)
+    coincidences = jnp.sum(jnp.where(valid, jnp.minimum(near, 1.0), 0.0), axis=0)
+    duration = spikes.shape[0] * dt
     return _gamma_from_counts(coincidences, jnp.sum(spikes, axis=0), jnp.sum(target_spikes, axis=0),
                               duration, delta, rate_correction)
 
 
-def gamma_factor_exact(spikes, target_spikes, dt, delta, window: int, rate_correction: bool = True):
+def gamma_factor_exact(spikes, target_spikes, dt, delta, window: int, capacity: int, rate_correction: bool = True):
     """brian2modelfitting's gamma-factor loss per trace [B] on 0/1 trains (box window of +-delta)."""
     import jax.numpy as jnp
 
+    columns = jnp.arange(spikes.shape[1])
     steps_delta = jnp.round(delta / dt)
-    near = _window_sum(lambda o, shifted: jnp.where(jnp.abs(o) <= steps_delta, shifted(spikes), 0.0), window, spikes)
-    coincidences = jnp.sum(target_spikes * jnp.minimum(near, 1.0), axis=0)
+
+    def weight(offset, position):
+        return jnp.where(jnp.abs(offset) <= steps_delta, spikes[position, columns], 0.0)
+
+    near, valid = _near_data_spikes(target_spikes, capacity, window, weight)
+    coincidences = jnp.sum(jnp.where(valid, jnp.minimum(near, 1.0), 0.0), axis=0)
     duration = spikes.shape[0] * dt
     return _gamma_from_counts(coincidences, jnp.sum(spikes, axis=0), jnp.sum(target_spikes, axis=0),
                               duration, delta, rate_correction)
@@ -151,3 +165,18 @@ def check_gamma_window(target_spikes, dt_ms: float, delta_ms: float) -> None:
     if 1.0 - 2.0 * worst * delta_ms <= 0.05:
         raise BadInput("delta_ms", f"a window of {delta_ms} ms is too wide for data firing at {worst * 1e3:.0f} Hz",
                        f"use a coincidence window below {0.45 / max(worst, 1e-12):.3g} ms")
+
+
+def threshold_penalty(x, x_before, forced):
+    """How far a threshold model with spikes imposed at ``forced`` [T, B] is from firing exactly there (mV^2).
+
+    ``x`` = V - V_th at each sample before any reset, ``x_before`` the same just after the previous
+    sample's reset. At an imposed spike the crossing should fall mid-step, (x_before + x) / 2 = 0;
+    elsewhere V should stay below threshold, relu(x) = 0. Summed squares per imposed spike.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    crossing = 0.5 * (x + x_before)
+    total = jnp.sum(forced * crossing**2) + jnp.sum((1.0 - forced) * jax.nn.relu(x) ** 2)
+    return total / jnp.maximum(jnp.sum(forced), 1.0)

@@ -20,6 +20,7 @@ from diffbrain.fitting import problem as fp
 from diffbrain.fitting.result import FitResult, Progress, objective_to_loss
 
 objective_and_grad = jax.value_and_grad(fp.objective, argnums=1)
+warm_and_grad = jax.value_and_grad(fp.warm_objective, argnums=1)
 
 
 def initial_points(n_params: int, starts: int, seed: int) -> np.ndarray:
@@ -50,31 +51,59 @@ def _finish(problem, method, u_final, objective_values, evaluations, progress, s
                      start_params, start_loss, int(evaluations), progress.elapsed(), seed, seconds, losses, info)
 
 
-def fit_gradient(problem: fp.FitProblem, starts: int = 20, budget: int | None = None, seed: int = 0,
-                 report=None, settings: lbfgsb.Settings | None = None, u0: np.ndarray | None = None) -> FitResult:
-    """Vectorised multi-start L-BFGS-B; ``budget`` is the total evaluations over all starts (None: no limit)."""
-    settings = settings or lbfgsb.Settings()
-    progress = Progress(report, objective_to_loss(problem.target))
-    dtype = jnp.result_type(float)
-    u0 = initial_points(len(problem.names), starts, seed) if u0 is None else u0
-    max_evals = jnp.asarray(_per_start_budget(budget, starts), jnp.int32)
-    state = lbfgsb.start(objective_and_grad, settings, problem, jnp.asarray(u0, dtype), max_evals)
+def _run_lbfgs(fun, settings, problem, u0, max_evals: int, on_iteration) -> lbfgsb.LbfgsState:
+    """Vectorised L-BFGS-B from ``u0`` [S, P] until every start stops; ``on_iteration(state, fraction)``."""
+    cap = jnp.asarray(max_evals, jnp.int32)
+    state = lbfgsb.start(fun, settings, problem, jnp.asarray(u0, jnp.result_type(float)), cap)
     status = np.asarray(state.status)
-    evals_cap = int(max_evals)
-    progress.record(state.f, 1.0 / max(evals_cap, 1), "L-BFGS-B")
+    on_iteration(state, 1.0 / max_evals)
     while (status == lbfgsb.RUNNING).any():
-        state = lbfgsb.iterate(objective_and_grad, settings, problem, state, max_evals)
+        state = lbfgsb.iterate(fun, settings, problem, state, cap)
         status = np.asarray(state.status)
         used = np.asarray(state.evals)
-        done_fraction = np.where(status == lbfgsb.RUNNING, used / evals_cap, 1.0).mean()
-        progress.record(state.f, float(done_fraction), "L-BFGS-B")
+        on_iteration(state, float(np.where(status == lbfgsb.RUNNING, used / max_evals, 1.0).mean()))
+    return state
+
+
+def fit_gradient(problem: fp.FitProblem, starts: int = 20, budget: int | None = None, seed: int = 0,
+                 report=None, settings: lbfgsb.Settings | None = None, u0: np.ndarray | None = None,
+                 warm_start: bool = True) -> FitResult:
+    """Vectorised multi-start L-BFGS-B; ``budget`` is the total evaluations over all starts (None: no limit).
+
+    For threshold models (``problem.warm``) the starts first minimise the spike-forced objective
+    (:func:`problem.warm_objective`, up to half of each start's budget) and continue from there on the
+    real objective: the free-running loss jumps whenever a spike appears or vanishes, which stops local
+    descent far from the optimum, while the spike-forced one is smooth.
+    """
+    settings = settings or lbfgsb.Settings()
+    progress = Progress(report, objective_to_loss(problem.target))
+    u0 = initial_points(len(problem.names), starts, seed) if u0 is None else np.asarray(u0)
+    per_start = _per_start_budget(budget, starts)
+    info: dict = {}
+    evaluations = 0
+    if problem.warm and warm_start and per_start >= 4:
+        warm_cap = per_start // 2
+        warm = _run_lbfgs(warm_and_grad, settings, problem, u0, warm_cap,
+                          lambda state, f: progress.tick(0.5 * f, "spike-forced warm start"))
+        warm_evals = np.asarray(warm.evals)
+        evaluations += int(warm_evals.sum())
+        per_start -= warm_cap
+        u0 = np.asarray(warm.u)
+        info["warm_start_evaluations_per_start"] = warm_evals.tolist()
+        info["warm_start_status"] = [lbfgsb.STATUS_TEXT[int(s)] for s in np.asarray(warm.status)]
+        scale, offset = 0.5, 0.5
+    else:
+        scale, offset = 1.0, 0.0
+    state = _run_lbfgs(objective_and_grad, settings, problem, u0, per_start,
+                       lambda state, f: progress.record(state.f, offset + scale * f, "L-BFGS-B"))
+    status = np.asarray(state.status)
     evals = np.asarray(state.evals)
-    info = {
+    info.update({
         "status": [lbfgsb.STATUS_TEXT[int(s)] for s in status],
         "iterations": np.asarray(state.iterations).tolist(),
         "evaluations_per_start": evals.tolist(),
-    }
-    return _finish(problem, "gradient", state.u, state.f, evals.sum(), progress, seed, info)
+    })
+    return _finish(problem, "gradient", state.u, state.f, evaluations + int(evals.sum()), progress, seed, info)
 
 
 def fit_gradient_sequential(problem: fp.FitProblem, starts: int = 20, budget: int | None = None, seed: int = 0,

@@ -26,20 +26,28 @@ TARGETS = ("potential", "spike")
 
 
 @partial(jax.tree_util.register_dataclass,
-         data_fields=["current", "dt", "target_voltage", "target_spikes", "constants", "lower", "upper", "delta"],
-         meta_fields=["model", "target", "points", "window"])
+         data_fields=["current", "dt", "target_voltage", "target_spikes", "forced", "constants", "lower", "upper",
+                      "delta"],
+         meta_fields=["model", "target", "points", "window", "capacity", "warm"])
 @dataclasses.dataclass(frozen=True)
 class FitProblem:
-    """What to fit: arrays [T, B] (time first), ``lower``/``upper`` [P] in the model's units."""
+    """What to fit: arrays [T, B] (time first), ``lower``/``upper`` [P] in the model's units.
+
+    ``forced`` holds the data's spike samples (given, or read off the target voltage) for the spike-forced
+    warm start of threshold models (``warm``).
+    """
 
     model: str
     target: str
     points: int
     window: int
+    capacity: int
+    warm: bool
     current: jax.Array
     dt: jax.Array
     target_voltage: jax.Array
     target_spikes: jax.Array
+    forced: jax.Array
     constants: jax.Array
     lower: jax.Array
     upper: jax.Array
@@ -112,16 +120,27 @@ def make_problem(model: str, target: str, traces: Traces, bounds: Mapping | None
     box = parse_bounds(model, bounds)
     dtype = jnp.result_type(float)
     zeros = np.zeros_like(traces.current.T)
+    constants = neuron.constants(fixed)
+    warm = neuron.simulate_forced is not None
+    if not warm:
+        forced = zeros
+    elif target == "spike":
+        forced = traces.spikes.T
+    else:  # a potential target: only what the voltage shows
+        forced = neuron.spikes_from_voltage(traces.voltage, constants).T
     return FitProblem(
         model=model,
         target=target,
         points=int(points),
         window=losses.window_steps(delta, traces.dt) if target == "spike" else 0,
+        capacity=losses.spike_capacity(traces.spikes.T) if target == "spike" else 0,
+        warm=warm,
         current=jnp.asarray(traces.current.T, dtype),
         dt=jnp.asarray(traces.dt, dtype),
         target_voltage=jnp.asarray(zeros if traces.voltage is None else traces.voltage.T, dtype),
         target_spikes=jnp.asarray(zeros if traces.spikes is None else traces.spikes.T, dtype),
-        constants=jnp.asarray(neuron.constants(fixed), dtype),
+        forced=jnp.asarray(forced, dtype),
+        constants=jnp.asarray(constants, dtype),
         lower=jnp.asarray([box[n][0] for n in neuron.fitted_names], dtype),
         upper=jnp.asarray([box[n][1] for n in neuron.fitted_names], dtype),
         delta=jnp.asarray(delta, dtype),
@@ -139,8 +158,22 @@ def objective(problem: FitProblem, u):
     v, s, lag = simulate_params(problem, problem.to_params(u))
     if problem.target == "potential":
         return losses.voltage_mse(v, problem.target_voltage, problem.points)
-    per_trace = losses.gamma_factor_loss(s, lag, problem.target_spikes, problem.dt, problem.delta, problem.window)
+    per_trace = losses.gamma_factor_loss(s, lag, problem.target_spikes, problem.dt, problem.delta, problem.window,
+                                         problem.capacity)
     return jnp.mean(per_trace)
+
+
+def warm_objective(problem: FitProblem, u):
+    """The spike-forced objective of threshold models: with the data's spikes imposed, the voltage MSE (potential
+    targets) plus :func:`losses.threshold_penalty` (mV^2). Smooth where the free-running objective jumps
+    whenever a spike appears or vanishes; its minimum lies close to the free-running one."""
+    model = get_model(problem.model)
+    v, x, x_before = model.simulate_forced(problem.to_params(u), problem.constants, problem.current, problem.dt,
+                                           problem.forced)
+    penalty = losses.threshold_penalty(x, x_before, problem.forced)
+    if problem.target == "potential":
+        return losses.voltage_mse(v, problem.target_voltage, problem.points) + penalty
+    return penalty
 
 
 def reported_loss(problem: FitProblem, u):
@@ -148,7 +181,8 @@ def reported_loss(problem: FitProblem, u):
     v, s, _ = simulate_params(problem, problem.to_params(u))
     if problem.target == "potential":
         return losses.voltage_rmse(v, problem.target_voltage, problem.points)
-    per_trace = losses.gamma_factor_exact(s, problem.target_spikes, problem.dt, problem.delta, problem.window)
+    per_trace = losses.gamma_factor_exact(s, problem.target_spikes, problem.dt, problem.delta, problem.window,
+                                          problem.capacity)
     return jnp.mean(per_trace)
 
 

@@ -84,6 +84,11 @@ class Progress:
         if self.report is not None:
             self.report(min(max(fraction, 0.0), 1.0), f"{what} best loss {self.best:.4g}")
 
+    def tick(self, fraction: float, what: str = "") -> None:
+        """Report progress without recording a loss."""
+        if self.report is not None:
+            self.report(min(max(fraction, 0.0), 1.0), what)
+
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(self.seconds), np.asarray(self.losses)
 

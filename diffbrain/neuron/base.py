@@ -47,7 +47,11 @@ class NeuronModel:
     default_duration_ms: float
     current_scale_na: float  # a typical suprathreshold current, for synthetic protocols
     gamma_delta_ms: float  # default coincidence window of the gamma factor
+    spikes_from_voltage: Callable[..., Any]  # (voltage [B, T] mV, constants [C]) -> spikes [B, T] of 0/1
     help: str = ""
+    # Optional: (theta, constants, current, dt, forced [T, B]) -> (V, x, x_before) with spikes imposed at
+    # ``forced``; models that have it get a spike-forced warm start in gradient fits (threshold models).
+    simulate_forced: Callable[..., Any] | None = None
 
     @property
     def fitted_names(self) -> tuple[str, ...]:

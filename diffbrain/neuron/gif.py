@@ -36,27 +36,17 @@ FIXED = (
     ModelParam("V_init", "mV", -70.0, "initial V"),
     ModelParam("V_th_init", "mV", -50.0, "initial threshold"),
     ModelParam("spike_width", "mV", 10.0, "half-width of the surrogate gradient in V - V_th"),
-    ModelParam("surrogate_reset", "1", 0.0, "weight of the surrogate gradient through the reset (0: detached)"),
 )
 
 
-def simulate(theta, constants, current, dt):
-    """GIF on ``current`` [T, B] (nA) with step ``dt`` (ms): (V [T, B] mV, spikes [T, B], lag [T, B]).
-
-    A spike found at sample t (V >= V_th) crossed threshold ``lag`` steps earlier (linear interpolation);
-    the reset is applied at that crossing time and the reset state advanced by the remaining ``lag * dt``
-    (first order for V and V_th, exactly for I1 and I2). So the recorded V (post-reset at a spike sample,
-    as a sampled continuous trajectory would be) and everything after a spike depend smoothly on spike
-    times: gradients reach a, b, k1, k2 through the timing, exactly within a fixed spike pattern. The
-    reset itself uses the spike's forward value only; the surrogate gradient flows through the
-    ``spikes`` output (spike-train losses).
-    """
+def _run(theta, constants, current, dt, forced=None):
+    """The GIF scan; with ``forced`` [T, B] (0/1) spikes happen exactly there, half a step before the sample."""
     import jax
     import jax.numpy as jnp
 
     a, b, k1, k2 = (theta[i] for i in range(4))
     (v_rest, v_reset, v_th_inf, v_th_reset, r, tau, r1, r2, a1, a2, v_init, v_th_init,
-     width, surrogate_reset) = (constants[i] for i in range(14))
+     width) = (constants[i] for i in range(13))
     spike = spike_function()
     n = current.shape[1]
     dtype = current.dtype
@@ -66,13 +56,16 @@ def simulate(theta, constants, current, dt):
     def threshold_rate(v, v_th):
         return a * (v - v_rest) - b * (v_th - v_th_inf)
 
-    def step(carry, i_ext):
+    def step(carry, inputs):
+        i_ext, forced_now = inputs
         v, v_th, i1, i2, x_prev = carry
         x = v - v_th
         s = spike(x / width)
-        fired = jax.lax.stop_gradient(s)
-        lag = crossing_lag(x_prev, x) * fired
-        fired = fired + surrogate_reset * (s - fired)
+        if forced is None:
+            fired = jax.lax.stop_gradient(s)
+            lag = crossing_lag(x_prev, x) * fired
+        else:
+            fired, lag = forced_now, 0.5 * forced_now
         since = lag * dt  # ms since the crossing
         i1_post = r1 * i1 + a1 * jnp.exp(-k1 * since)
         i2_post = r2 * i2 + a2 * jnp.exp(-k2 * since)
@@ -89,13 +82,54 @@ def simulate(theta, constants, current, dt):
         i1, i2 = i1 * decay1, i2 * decay2
         v_th = v_th + th_gain * threshold_rate(v, v_th)
         v = v + v_gain * (-(v - v_rest) + r * (i_ext + i1 + i2))
-        return (v, v_th, i1, i2, x_after), (v_out, s, lag)
+        return (v, v_th, i1, i2, x_after), (v_out, s, lag, x, x_prev)
 
     zeros = jnp.zeros((n,), dtype)
     v0, th0 = zeros + v_init, zeros + v_th_init
     init = (v0, th0, zeros, zeros, v0 - th0)
-    _, (v, s, lag) = jax.lax.scan(step, init, current)
+    forced_seq = jnp.zeros_like(current) if forced is None else forced
+    _, out = jax.lax.scan(step, init, (current, forced_seq))
+    return out
+
+
+def simulate(theta, constants, current, dt):
+    """GIF on ``current`` [T, B] (nA) with step ``dt`` (ms): (V [T, B] mV, spikes [T, B], lag [T, B]).
+
+    A spike found at sample t (V >= V_th) crossed threshold ``lag`` steps earlier (linear interpolation);
+    the reset is applied at that crossing time and the reset state advanced by the remaining ``lag * dt``
+    (first order for V and V_th, exactly for I1 and I2). The V recorded at a spike sample is the mean over
+    that step (the pre-crossing value, then the reset trajectory), as sampling a continuous trajectory
+    would give. So V and everything after a spike depend continuously on spike times, and gradients
+    reach a, b, k1, k2 through the timing, exactly within a fixed spike pattern. The reset uses the
+    spike's forward value only; the surrogate gradient flows through the ``spikes`` output.
+    """
+    v, s, lag, _, _ = _run(theta, constants, current, dt)
     return v, s, lag
+
+
+def simulate_forced(theta, constants, current, dt, forced):
+    """GIF with spikes imposed at ``forced`` [T, B] (0/1): (V, x, x_before) [T, B], where x = V - V_th at each
+    sample before any reset and x_before the same just after the previous sample's reset.
+
+    With the data's spike times imposed, V between spikes no longer depends on when the model would
+    have fired: a smooth function of k1, k2 (and of a, b through the threshold x), the classic way to fit
+    threshold models (Mensi et al. 2012; Pozzorini et al. 2015). See :func:`diffbrain.losses.threshold_penalty`.
+    """
+    v, _, _, x, x_before = _run(theta, constants, current, dt, forced)
+    return v, x, x_before
+
+
+def spikes_from_voltage(voltage, constants=None, jump_mv: float = 5.0):
+    """Spike samples [B, T] (0/1) read off a GIF voltage trace: where V jumps by more than ``jump_mv`` within
+    one step (the reset; a jump over two samples counts once). A reset that barely moves V is missed."""
+    import numpy as np
+
+    voltage = np.asarray(voltage, dtype=np.float64)
+    jump = np.zeros(voltage.shape, dtype=bool)
+    jump[:, 1:] = np.abs(np.diff(voltage, axis=1)) > jump_mv
+    first = jump.copy()
+    first[:, 1:] &= ~jump[:, :-1]
+    return first.astype(np.float64)
 
 
 MODEL = NeuronModel(
@@ -103,6 +137,8 @@ MODEL = NeuronModel(
     fitted=FITTED,
     fixed=FIXED,
     simulate=simulate,
+    simulate_forced=simulate_forced,
+    spikes_from_voltage=spikes_from_voltage,
     default_dt_ms=0.1,
     default_duration_ms=1000.0,
     current_scale_na=1.5,

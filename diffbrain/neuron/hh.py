@@ -86,11 +86,24 @@ def simulate(theta, constants, current, dt):
     return v, s, lag
 
 
+def spikes_from_voltage(voltage, constants=None):
+    """Spike samples [B, T] (0/1): where V reached ``V_spike`` (``constants``: fixed values in order) from below
+    since the previous sample."""
+    import numpy as np
+
+    v_spike = FIXED[5].default if constants is None else float(constants[5])
+    voltage = np.asarray(voltage, dtype=np.float64)
+    out = np.zeros(voltage.shape)
+    out[:, 1:] = (voltage[:, 1:] >= v_spike) & (voltage[:, :-1] < v_spike)
+    return out
+
+
 MODEL = NeuronModel(
     name="hh",
     fitted=FITTED,
     fixed=FIXED,
     simulate=simulate,
+    spikes_from_voltage=spikes_from_voltage,
     default_dt_ms=0.01,
     default_duration_ms=14.97,
     current_scale_na=2.0,
