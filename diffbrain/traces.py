@@ -194,8 +194,9 @@ def _check_dt(dt, where: str) -> float:
     return dt
 
 
-def load_npz(path: str | os.PathLike) -> Traces:
-    """Load an NPZ trace file (``current`` nA, ``dt`` ms, ``voltage`` mV and/or ``spikes``)."""
+def load_npz(path: str | os.PathLike, need_target: bool = True) -> Traces:
+    """Load an NPZ trace file (``current`` nA, ``dt`` ms, ``voltage`` mV and/or ``spikes``; with
+    ``need_target=False`` a current-only file is fine, as input for a simulation)."""
     path = Path(path)
     where = str(path)
     if not path.is_file():
@@ -211,7 +212,7 @@ def load_npz(path: str | os.PathLike) -> Traces:
         raise BadInput(f"{where}:current", "missing", "store the input current [B, T] in nA as 'current'")
     if "dt" not in arrays:
         raise BadInput(f"{where}:dt", "missing", "store the time step in ms as 'dt' (a scalar)")
-    if "voltage" not in arrays and "spikes" not in arrays:
+    if need_target and "voltage" not in arrays and "spikes" not in arrays:
         raise BadInput(f"{where}:voltage", "neither 'voltage' nor 'spikes' is present",
                        "store the recorded voltage [B, T] in mV and/or spikes [B, T] of 0/1")
     current = _check_grid("current", arrays["current"], None, where)
@@ -270,23 +271,24 @@ def load_csv(current_path: str | os.PathLike, voltage_path: str | os.PathLike | 
     return traces
 
 
-def load(path: str | os.PathLike, voltage_path: str | os.PathLike | None = None, dt_ms: float | None = None) -> Traces:
+def load(path: str | os.PathLike, voltage_path: str | os.PathLike | None = None, dt_ms: float | None = None,
+         need_target: bool = True) -> Traces:
     """Load an NPZ or CSV trace file (by extension); CSV needs ``dt_ms`` and takes ``voltage_path``."""
     suffix = Path(path).suffix.lower()
     if suffix == ".npz":
         if voltage_path:
             raise BadInput("voltage", "a separate voltage file only goes with a CSV current file",
                            "store 'voltage' inside the NPZ")
-        return load_npz(path)
+        return load_npz(path, need_target)
     if suffix == ".csv":
         return load_csv(path, voltage_path, dt_ms)
     raise BadInput("traces", f"{path}: unknown file type {suffix or '(none)'}", "give an .npz or a .csv file")
 
 
-def save_npz(path: str | os.PathLike, traces: Traces) -> None:
-    """Write ``traces`` as NPZ atomically (a temporary sibling renamed into place)."""
+def save_npz(path: str | os.PathLike, traces: Traces, **extra: np.ndarray) -> None:
+    """Write ``traces`` (and ``extra`` plain arrays) as NPZ atomically (a temporary sibling renamed into place)."""
     path = Path(path)
-    arrays = {"current": traces.current.astype(np.float32), "dt": np.float64(traces.dt)}
+    arrays = {"current": traces.current.astype(np.float32), "dt": np.float64(traces.dt), **extra}
     if traces.voltage is not None:
         arrays["voltage"] = traces.voltage.astype(np.float32)
     if traces.spikes is not None:

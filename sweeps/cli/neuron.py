@@ -1,15 +1,225 @@
-"""Placeholder: replaced by the module's real commands."""
+"""``diffbrain simulate`` and ``diffbrain fit``: synthetic targets and single-neuron fits from the command line.
+
+JAX and the models load inside the commands only. Every input is checked before anything is written;
+outputs go to temporary siblings renamed into place, so bad input or a crash leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
+MODEL_NAMES = ("gif", "hh")
+PROTOCOL_NAMES = ("steps", "ramps", "noise")
+METHOD_NAMES = ("gradient", "de", "pso", "twopointsde", "bayes")
+
+
+def show_progress() -> bool:
+    """Progress bars only on a terminal and unless DIFFBRAIN_NO_PROGRESS is set."""
+    return os.environ.get("DIFFBRAIN_NO_PROGRESS", "") in ("", "0") and sys.stderr.isatty()
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[float, str], None]]:
+    """A ``report(fraction, message)`` callback drawing a rich progress bar on stderr (a no-op when quiet)."""
+    if not show_progress():
+        yield lambda fraction, message="": None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TimeElapsedColumn(), TextColumn("{task.fields[note]}"))
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=1.0, note="")
+        yield lambda fraction, message="": bar.update(task, completed=fraction, note=message)
+
+
+def parse_pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
+    """``("NAME=VALUE", ...)`` -> {name: text} (BadInput naming the option)."""
+    from diffbrain.errors import BadInput
+
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise BadInput(option, f"{item!r} is not NAME=VALUE", f"write e.g. {option} a=0.005")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def parse_numbers(items: tuple[str, ...], option: str) -> dict[str, float]:
+    from diffbrain.errors import BadInput
+
+    out = {}
+    for name, text in parse_pairs(items, option).items():
+        try:
+            out[name] = float(text)
+        except ValueError as exc:
+            raise BadInput(f"{option} {name}", f"{text!r} is not a number", "give a number") from exc
+    return out
+
+
+def check_out_file(path: str) -> Path:
+    from diffbrain.errors import BadInput
+
+    out = Path(path)
+    if out.is_dir():
+        raise BadInput("--out", f"{out} is a directory", "give a file name such as traces.npz")
+    if not out.parent.exists():
+        raise BadInput("--out", f"directory {out.parent} does not exist", "create it first")
+    if out.suffix.lower() != ".npz":
+        raise BadInput("--out", f"{out.name} does not end in .npz", "name the output like traces.npz")
+    return out
+
+
+def check_out_dir(path: str) -> Path:
+    from diffbrain.errors import BadInput
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise BadInput("--out", f"{out} is a file", "give a directory for fit.json and fit.png")
+    if not out.parent.exists():
+        raise BadInput("--out", f"directory {out.parent} does not exist", "create it first")
+    return out
+
+
+def write_files(out_dir: Path, writers: dict[str, Callable[[Path], None]]) -> None:
+    """Write every file into a temporary sibling directory, then move them into ``out_dir`` (created if needed)."""
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        for name, write in writers.items():
+            write(tmp / name)
+        out_dir.mkdir(exist_ok=True)
+        for name in writers:
+            os.replace(tmp / name, out_dir / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
 
 @click.command(name="simulate")
-def simulate():
-    """Not built yet."""
-    raise click.UsageError("diffbrain simulate is not built yet")
+@click.argument("model", type=click.Choice(MODEL_NAMES))
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="a model parameter (fitted or fixed), in the model's units; repeatable")
+@click.option("--protocol", type=click.Choice(PROTOCOL_NAMES), default=None,
+              help="synthetic input current (default steps: for gif the paper's five step protocols)")
+@click.option("--current", "current_file", type=click.Path(dir_okay=False), default=None,
+              help="input currents instead of a protocol: NPZ ('current' nA [B, T], 'dt' ms) or CSV (A, needs --dt)")
+@click.option("--dt", type=float, default=None, help="time step in ms (default: gif 0.1, hh 0.01)")
+@click.option("--duration", type=float, default=None, help="protocol length in ms (default: gif 1000, hh 14.97)")
+@click.option("--traces", "n_traces", type=int, default=5, show_default=True, help="protocol traces")
+@click.option("--noise", type=float, default=0.0, show_default=True, help="sd of noise added to the voltage (mV)")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of noisy protocols and voltage noise")
+@click.option("--out", required=True, type=click.Path(), help="output NPZ: current, dt, voltage, spikes")
+def simulate(model, params, protocol, current_file, dt, duration, n_traces, noise, seed, out):
+    """Simulate MODEL at known parameters and write a target (voltage and spikes) to an NPZ."""
+    import numpy as np
+
+    from diffbrain import traces as tr
+    from diffbrain.errors import BadInput
+    from diffbrain.neuron import get_model
+    from diffbrain.neuron import simulate as run_model
+
+    neuron = get_model(model)
+    out_path = check_out_file(out)
+    values = parse_numbers(params, "--param")
+    neuron.theta(values, field="--param")  # unknown names -> BadInput
+    if protocol and current_file:
+        raise BadInput("--current", "given together with --protocol", "use either --protocol or --current")
+    if noise < 0:
+        raise BadInput("--noise", f"{noise} mV", "give a noise sd >= 0")
+    if current_file:
+        source = tr.load(current_file, None, dt, need_target=False)
+        current, step = source.current, source.dt
+    else:
+        step = dt if dt is not None else neuron.default_dt_ms
+        length = duration if duration is not None else neuron.default_duration_ms
+        current = tr.protocol(protocol or "steps", model, length, step, n_traces, seed=seed)
+    result = run_model(neuron, current, step, values)
+    voltage = result.voltage
+    if noise > 0:
+        voltage = voltage + noise * np.random.default_rng([seed, 1]).standard_normal(voltage.shape)
+    if not np.isfinite(voltage).all():
+        raise BadInput("--param", "the simulation diverged (non-finite voltage)", "choose parameters in range")
+    theta = dict(zip(neuron.fitted_names, neuron.theta(values), strict=True))
+    tr.save_npz(out_path, tr.Traces(current, step, voltage, result.spikes),
+                model=np.asarray(model), param_names=np.asarray(list(theta)),
+                param_values=np.asarray(list(theta.values())))
+    counts = result.spike_counts()
+    click.echo(f"wrote {out_path}: {current.shape[0]} traces x {current.shape[1]} steps of {step} ms, "
+               f"spikes per trace {counts.tolist()}")
 
 
 @click.command(name="fit")
-def fit():
-    """Not built yet."""
-    raise click.UsageError("diffbrain fit is not built yet")
+@click.argument("model", type=click.Choice(MODEL_NAMES))
+@click.option("--traces", "traces_file", required=True, type=click.Path(dir_okay=False),
+              help="NPZ (current nA, dt ms, voltage mV and/or spikes) or CSV of currents in A (one trace a row)")
+@click.option("--voltage", "voltage_file", type=click.Path(dir_okay=False), default=None,
+              help="CSV of voltages (mV) going with a CSV --traces")
+@click.option("--dt", type=float, default=None, help="time step in ms (required with CSV files)")
+@click.option("--target", type=click.Choice(("potential", "spike")), default="potential", show_default=True)
+@click.option("--method", type=click.Choice(METHOD_NAMES), default="gradient", show_default=True)
+@click.option("--starts", type=int, default=20, show_default=True,
+              help="random starts (gradient) or population size (baselines)")
+@click.option("--budget", type=int, default=None,
+              help="total loss evaluations (default 200 per start for gradient, population x 5 for baselines)")
+@click.option("--bounds", multiple=True, metavar="NAME=LO:HI", help="search bounds (default: the paper's)")
+@click.option("--fixed", multiple=True, metavar="NAME=VALUE", help="fixed model constants, e.g. A1=0.5")
+@click.option("--points", type=int, default=0, show_default=True,
+              help="potential target: compare at this many samples per trace (0 = all)")
+@click.option("--delta", type=float, default=None, help="gamma-factor window in ms (default: gif 2, hh 0.5)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", required=True, type=click.Path(), help="directory for fit.json and fit.png")
+def fit(model, traces_file, voltage_file, dt, target, method, starts, budget, bounds, fixed, points, delta, seed,
+        out):
+    """Fit MODEL to the traces in a file; write DIR/fit.json and DIR/fit.png."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from diffbrain import fitting
+    from diffbrain import traces as tr
+    from diffbrain.errors import BadInput
+    from diffbrain.fitting import figures
+    from diffbrain.fitting import problem as fp
+    from diffbrain.neuron import get_model
+
+    neuron = get_model(model)
+    out_dir = check_out_dir(out)
+    if starts < 1:
+        raise BadInput("--starts", f"{starts}", "give at least 1 start")
+    if budget is not None and budget < starts:
+        raise BadInput("--budget", f"{budget} evaluations for {starts} starts", f"give at least {starts}")
+    box = fitting.parse_bounds_text(model, ",".join(bounds), "--bounds")
+    constants = parse_numbers(fixed, "--fixed")
+    unknown = sorted(set(constants) - set(neuron.fixed_names))
+    if unknown:
+        raise BadInput(f"--fixed {unknown[0]}", f"not a fixed parameter of {model!r}",
+                       f"use one of: {', '.join(neuron.fixed_names)}")
+    data = tr.load(traces_file, voltage_file, dt)
+    problem = fitting.make_problem(model, target, data, box, constants, points, delta)
+    with progress_bar(f"fit {model} ({method})") as report:
+        result = fitting.fit(problem, method, starts, budget, seed, report=report)
+    dtype = jnp.result_type(float)
+    v_fit, s_fit = (np.asarray(x).T for x in fp.traces_at(problem, problem.to_unit(jnp.asarray(result.best, dtype))))
+    record = {**result.summary(), "bounds": {k: list(v) for k, v in box.items()}, "fixed": constants,
+              "starts": starts, "budget": budget or fitting.default_budget(method, starts),
+              "traces": str(traces_file), "spike_counts": {"fitted": s_fit.sum(axis=1).astype(int).tolist()}}
+    if data.spikes is not None:
+        record["spike_counts"]["target"] = data.spikes.sum(axis=1).astype(int).tolist()
+    title = f"{model} {target} fit by {method}: loss {result.loss:.4g} {result.loss_units}"
+    write_files(out_dir, {
+        "fit.json": lambda p: p.write_text(json.dumps(record, indent=2) + "\n"),
+        "fit.png": lambda p: figures.plot_fit(p, data.current, data.dt, v_fit, s_fit, data.voltage, data.spikes,
+                                              title),
+    })
+    click.echo(f"{title} ({result.evaluations} evaluations, {result.seconds:.1f} s); wrote {out_dir}/fit.json, fit.png")
+    click.echo("params: " + ", ".join(f"{k}={v:.6g}" for k, v in result.params.items()))
