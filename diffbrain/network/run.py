@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import resource
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
@@ -65,7 +65,6 @@ class RunRecord:
     dt: float
     n_steps: int
     resumed_from: int = 0
-    extras: dict = field(default_factory=dict)
 
 
 def _restore(trainer: Trainer, recorder: WeightRecorder, ck: ckpt_io.Checkpoint, history: dict) -> None:
@@ -74,7 +73,7 @@ def _restore(trainer: Trainer, recorder: WeightRecorder, ck: ckpt_io.Checkpoint,
         trainer.set_optimizer_leaves(ck.optimizer)
     except (KeyError, ValueError) as exc:
         raise BadInput("checkpoint", f"its arrays do not fit this configuration ({exc})",
-                               "delete the checkpoint or use another checkpoint directory") from None
+                       "delete the checkpoint or use another checkpoint directory") from None
     trainer.train_key = jax.numpy.asarray(ck.rng_key)
     for name in _HISTORY:
         history[name] = [float(v) for v in ck.history.get(name, [])][: ck.iteration]
@@ -119,8 +118,8 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
 
     iterations = train_cfg.iterations if training else 0
     simulate = Simulator(trainer.model, trainer.task, params["test_batch"], params["record_trials"],
-                              params["record_neurons"])
-    stats = trainer.compile() if training and start < iterations else simulate.compile()
+                         params["record_neurons"])
+    stats = trainer.compile() if training else simulate.compile()  # the step's figures, also when resumed at the end
     for it in range(start, iterations):
         t0 = time.perf_counter()
         loss, acc, norm = trainer.step(it)

@@ -63,10 +63,11 @@ class CompileStats:
 class CompiledProgram:
     """A brainstate-jitted function compiled exactly once, for one argument signature.
 
-    JAX does not always reuse an ahead-of-time ``lower().compile()`` for later calls of the same jitted
-    function (measured: the event-driven CSR path compiles twice), so the executable is kept and called
-    directly, with brainstate's state values threaded in and written back as ``brainstate.transform.jit``
-    does. ``stats`` holds the compile time and XLA's memory analysis (-1 where not reported).
+    The ahead-of-time executable is kept and called directly (brainstate's state values threaded in and
+    written back as ``brainstate.transform.jit`` does), so the program is compiled once and the memory
+    analysis describes the very executable that runs. ``stats``: compile seconds and XLA's memory
+    analysis (-1 where not reported). The first call may still pay one-time costs outside XLA (numba
+    kernels of brainevent's event-driven operators are compiled on first use).
     """
 
     def __init__(self, fun):

@@ -52,3 +52,22 @@ def test_l1_l2_penalties_by_hand():
     out = regularized(grads, weights, l1=0.1, l2=0.2)
     np.testing.assert_allclose(out["w"], [1.0 + 0.4 + 0.1, -1.0 - 0.1 - 0.1, 0.0])
     assert regularized(grads, weights, 0.0, 0.0) is grads
+
+
+def test_bptt_gradient_checkpointing_gives_the_same_gradients():
+    import brainstate
+    import jax
+
+    from diffbrain.network.gradients import gradients
+    from diffbrain.network.model import EINetwork
+    from diffbrain.network.task import EvidenceTask
+
+    task = EvidenceTask(TASK, 1.0)
+    xs, labels = task.sample(jax.random.PRNGKey(2), 3)
+    model = EINetwork(NET, task.n_in, 2, seed=0)
+    plain, remat = (brainstate.transform.jit(
+        lambda xs, ys, r=r: gradients(model, "bptt", xs, ys, task.recall_start, remat=r)[:2])(xs, labels)
+        for r in (False, True))
+    np.testing.assert_allclose(plain[1], remat[1], rtol=1e-6)
+    for name, g in plain[0].items():
+        np.testing.assert_allclose(g, remat[0][name], rtol=1e-4, atol=1e-6 * float(np.abs(g).max()))

@@ -1,0 +1,112 @@
+"""Step cost of training the E/I network: seconds per step, compile seconds, XLA temp bytes, peak RSS.
+
+Every configuration runs the ``scaling-probe`` experiment in a fresh Python process (so peak RSS does
+not leak between points); methods are measured side by side for each (T, connectivity) so that ratios
+stay meaningful on a shared machine. Prints one JSON document: the points, then per (T, connectivity)
+the expsm_diag/bptt and diag/bptt time ratios, and per method the growth from the smallest to the
+largest T of XLA temp bytes and of peak RSS.
+
+Full run (issue 3): n_rec 200, batch 32, T 1000 and 2000, dense and rand, bptt / diag / expsm_diag:
+about 25 minutes on 2 quiet cores, most of it diag (~35 s per step). ``--quick`` (n_rec 50, batch 8,
+T 200 and 400, 2 timed steps) takes about 3 minutes; ``--methods bptt,expsm_diag`` skips diag.
+
+    python bench/network_step_cost.py [--quick] [--methods bptt,expsm_diag] [--T 1000,2000] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+CHILD = """
+import json, sys
+from diffbrain.experiments import get
+ds = get("scaling-probe")(json.loads(sys.argv[1]))
+out = {k: (None if ds[k].values != ds[k].values else ds[k].values.item()) for k in
+       ("step_seconds_median", "compile_seconds", "temp_bytes", "argument_bytes", "output_bytes", "peak_rss_bytes",
+        "device_peak_bytes", "loss")}
+out["step_seconds"] = [float(s) for s in ds["step_seconds"].values]
+print("RESULT " + json.dumps(out))
+"""
+
+
+def measure(params: dict, timeout: float) -> dict:
+    start = time.perf_counter()
+    env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"), "DIFFBRAIN_NO_PROGRESS": "1"}
+    try:
+        proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(params)], capture_output=True, text=True,
+                              timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {**params, "error": f"timed out after {timeout:.0f} s"}
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        return {**params, "error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
+    return {**params, **json.loads(lines[-1][len("RESULT "):]), "process_seconds": time.perf_counter() - start}
+
+
+def summarise(points: list[dict], t_values: list[int]) -> dict:
+    ok = [p for p in points if "error" not in p]
+    by = {(p["method"], p["n_steps"], p["conn_method"]): p for p in ok}
+    ratios = {}
+    for t in t_values:
+        for conn in sorted({p["conn_method"] for p in ok}):
+            base = by.get(("bptt", t, conn))
+            if not base:
+                continue
+            for method in ("expsm_diag", "diag"):
+                if (method, t, conn) in by:
+                    ratios[f"{method}/bptt T={t} {conn}"] = (by[method, t, conn]["step_seconds_median"]
+                                                             / base["step_seconds_median"])
+    growth = {}
+    lo, hi = min(t_values), max(t_values)
+    for (method, t, conn), p in by.items():
+        if t == lo and (method, hi, conn) in by and hi != lo:
+            q = by[method, hi, conn]
+            growth[f"{method} {conn} T {lo}->{hi}"] = {
+                "temp_bytes": q["temp_bytes"] / p["temp_bytes"] - 1.0,
+                "peak_rss_bytes": q["peak_rss_bytes"] / p["peak_rss_bytes"] - 1.0,
+                "peak_rss_added_mb": (q["peak_rss_bytes"] - p["peak_rss_bytes"]) / 1e6,
+            }
+    return {"time_ratio_to_bptt": ratios, "memory_growth": growth}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="n_rec 50, batch 8, T 200,400, 2 timed steps")
+    parser.add_argument("--methods", default="bptt,expsm_diag,diag")
+    parser.add_argument("--T", default=None, help="comma-separated trial lengths (default 1000,2000)")
+    parser.add_argument("--conn", default="dense,rand")
+    parser.add_argument("--n-rec", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per point (default 3)")
+    parser.add_argument("--conn-prob", type=float, default=0.2)
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per point")
+    args = parser.parse_args(argv)
+    t_values = [int(t) for t in (args.T or ("200,400" if args.quick else "1000,2000")).split(",")]
+    n_rec = args.n_rec or (50 if args.quick else 200)
+    batch = args.batch or (8 if args.quick else 32)
+    steps = args.steps or (2 if args.quick else 3)
+    points = []
+    started = time.perf_counter()
+    for t in t_values:
+        for conn in args.conn.split(","):
+            for method in args.methods.split(","):
+                params = dict(method=method, n_steps=t, n_rec=n_rec, batch_size=batch, conn_method=conn,
+                              conn_prob=args.conn_prob, steps=1 if method == "diag" and not args.quick else steps)
+                print(f"[step cost] {method} T={t} {conn} ...", file=sys.stderr, flush=True)
+                point = measure(params, args.timeout)
+                print(f"[step cost]   {json.dumps(point)}", file=sys.stderr, flush=True)
+                points.append(point)
+    print(json.dumps({
+        "benchmark": "network_step_cost", "n_rec": n_rec, "batch_size": batch, "T": t_values,
+        "machine": {"cpus": os.cpu_count(), "load_average_1min": os.getloadavg()[0]},
+        "points": points, **summarise(points, t_values), "total_seconds": time.perf_counter() - started,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
