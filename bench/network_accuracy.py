@@ -4,11 +4,12 @@ For every method it trains the E/I network (the paper's task and time constants 
 evaluates the accuracy on fresh test trials every ``--eval-every`` iterations, and stops at the target
 (default 0.90, the brainscale paper's level) or at ``--max-iterations``. D-RTRL (``diag``) keeps a trace
 per weight and per state; it is trained at ``--diag-n-rec`` (the largest size it trains here in
-reasonable time) for ``--diag-iterations`` and its final accuracy reported. Prints one JSON document.
+reasonable time) for ``--diag-iterations`` and its final accuracy reported. Prints one JSON document
+(and each method's summary on stderr as soon as it is done).
 
-Full run: n_rec 200, batch 64, the paper's task (T = 2200 steps), bptt and expsm_diag, diag at
-n_rec 40: about 1-2 hours on 2 quiet cores (bptt ~1.5 s and expsm_diag ~2 s per iteration).
-``--quick``: n_rec 50, batch 32, a shorter task (T = 700 steps), ~10 minutes.
+Full run: n_rec 200, batch 64, the paper's task (T = 2200 steps), bptt and expsm_diag to 90%, diag at
+n_rec 40, batch 32, 40 iterations: about 45 minutes on 2 shared cores (measured here: bptt ~5 s and
+expsm_diag ~4 s per iteration, diag ~20 s). ``--quick``: n_rec 50, batch 32, T = 770 steps, ~10 minutes.
 
     python bench/network_accuracy.py [--quick] [--methods bptt,expsm_diag,diag] [--max-iterations N] ...
 """
@@ -87,6 +88,7 @@ def main(argv=None) -> None:
     parser.add_argument("--t-delay", type=float, default=None, help="ms (the paper: 1000)")
     parser.add_argument("--diag-n-rec", type=int, default=None)
     parser.add_argument("--diag-iterations", type=int, default=None)
+    parser.add_argument("--diag-batch-size", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -102,13 +104,16 @@ def main(argv=None) -> None:
     started = time.perf_counter()
     for method in args.methods.split(","):
         size = (args.diag_n_rec or (20 if quick else 40)) if method == "diag" else n_rec
-        iterations = (args.diag_iterations or (30 if quick else 100)) if method == "diag" else max_it
+        iterations = (args.diag_iterations or (30 if quick else 40)) if method == "diag" else max_it
+        size_batch = (args.diag_batch_size or (16 if quick else 32)) if method == "diag" else batch
         train = TrainConfig(method=method, lr=args.expsm_lr if method == "expsm_diag" else args.lr,
                             warmup=args.expsm_warmup if method == "expsm_diag" else 0, clip_norm=args.clip_norm,
                             lr_schedule=args.expsm_schedule if method == "expsm_diag" else "constant",
-                            etrace_decay=args.expsm_decay, iterations=iterations, batch_size=batch)
+                            etrace_decay=args.expsm_decay, iterations=iterations, batch_size=size_batch)
         results.append(train_until(NetworkConfig(n_rec=size), task, train, args.target, args.eval_every,
                                    args.eval_batch, args.seed, f"{method} n_rec={size}"))
+        summary = {k: v for k, v in results[-1].items() if k != "curve"}
+        print(f"[accuracy] done: {json.dumps(summary)}", file=sys.stderr, flush=True)
     print(json.dumps({
         "benchmark": "network_accuracy", "task": task.__dict__,
         "machine": {"cpus": os.cpu_count(), "load_average_1min": os.getloadavg()[0]},
