@@ -7,6 +7,7 @@ turns it into submitit parameters. Nothing here imports submitit.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -55,10 +56,24 @@ class Resources:
         return int(min(90, max(10, self.timeout_min * 6)))
 
 
+def slurm_answers(timeout_s: float = 5.0) -> bool:
+    """True when ``sbatch`` is on PATH and a SLURM controller answers ``sinfo`` within ``timeout_s``.
+
+    A laptop with the SLURM client installed but no cluster behind it should run sweeps locally.
+    """
+    if not shutil.which("sbatch") or not shutil.which("sinfo"):
+        return False
+    try:
+        done = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, timeout=timeout_s)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
 def resolve_executor(name: str) -> str:
-    """``auto`` means slurm when ``sbatch`` is on PATH, else local."""
+    """``auto`` means slurm when ``sbatch`` is on PATH and its controller answers, else local."""
     if name == "auto":
-        return "slurm" if shutil.which("sbatch") else "local"
+        return "slurm" if slurm_answers() else "local"
     return name
 
 

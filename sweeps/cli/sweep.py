@@ -16,7 +16,7 @@ from sweeps.errors import SpecError
 
 RESOURCE_FLAGS = (
     ("--executor", "executor", click.Choice(["auto", "local", "slurm", "debug"]),
-     "where tasks run (auto: slurm when sbatch is on PATH, else local)"),
+     "where tasks run (auto: slurm when sbatch is on PATH and SLURM answers, else local)"),
     ("--partition", "partition", str, "SLURM partition"),
     ("--account", "account", str, "SLURM account"),
     ("--qos", "qos", str, "SLURM quality of service"),
