@@ -51,14 +51,32 @@ def _finish(problem, method, u_final, objective_values, evaluations, progress, s
                      start_params, start_loss, int(evaluations), progress.elapsed(), seed, seconds, losses, info)
 
 
+def compaction_sizes(starts: int) -> list[int]:
+    """Batch sizes the running starts are packed into: all, or a quarter once few run (two compiled variants:
+    a smaller batch would save little more on a CPU and cost another compilation)."""
+    return sorted({starts, max(1, -(-starts // 4))})
+
+
 def _run_lbfgs(fun, settings, problem, u0, max_evals: int, on_iteration) -> lbfgsb.LbfgsState:
-    """Vectorised L-BFGS-B from ``u0`` [S, P] until every start stops; ``on_iteration(state, fraction)``."""
+    """Vectorised L-BFGS-B from ``u0`` [S, P] until every start stops; ``on_iteration(state, fraction)``.
+
+    Once few starts still run, they are packed into a smaller batch (sizes from :func:`compaction_sizes`)
+    so that stopped starts cost nothing.
+    """
     cap = jnp.asarray(max_evals, jnp.int32)
     state = lbfgsb.start(fun, settings, problem, jnp.asarray(u0, jnp.result_type(float)), cap)
     status = np.asarray(state.status)
+    sizes = compaction_sizes(len(status))
     on_iteration(state, 1.0 / max_evals)
     while (status == lbfgsb.RUNNING).any():
-        state = lbfgsb.iterate(fun, settings, problem, state, cap)
+        running = status == lbfgsb.RUNNING
+        size = min(s for s in sizes if s >= running.sum())
+        if size == len(status):
+            state = lbfgsb.iterate(fun, settings, problem, state, cap)
+        else:
+            index = np.concatenate([np.nonzero(running)[0], np.nonzero(~running)[0]])[:size]
+            part = lbfgsb.iterate(fun, settings, problem, jax.tree.map(lambda x, i=index: x[i], state), cap)
+            state = jax.tree.map(lambda whole, new, i=index: whole.at[i].set(new), state, part)
         status = np.asarray(state.status)
         used = np.asarray(state.evals)
         on_iteration(state, float(np.where(status == lbfgsb.RUNNING, used / max_evals, 1.0).mean()))
@@ -107,8 +125,13 @@ def fit_gradient(problem: fp.FitProblem, starts: int = 20, budget: int | None = 
 
 
 def fit_gradient_sequential(problem: fp.FitProblem, starts: int = 20, budget: int | None = None, seed: int = 0,
-                            report=None, settings: lbfgsb.Settings | None = None) -> FitResult:
-    """Seed-style: SciPy L-BFGS-B over the same starts one after another (for the benchmark)."""
+                            report=None, settings: lbfgsb.Settings | None = None,
+                            warm_start: bool = True) -> FitResult:
+    """Seed-style: SciPy L-BFGS-B over the same starts one after another (for the benchmark).
+
+    Same starts, budget split, spike-forced warm start and tolerances as :func:`fit_gradient`; each start
+    calls the jitted single-start value and gradient from Python.
+    """
     from scipy.optimize import minimize
 
     settings = settings or lbfgsb.Settings()
@@ -116,29 +139,31 @@ def fit_gradient_sequential(problem: fp.FitProblem, starts: int = 20, budget: in
     dtype = jnp.result_type(float)
     u0 = initial_points(len(problem.names), starts, seed)
     per_start = _per_start_budget(budget, starts)
-    single = jax.jit(objective_and_grad)
+    warm = problem.warm and warm_start and per_start >= 4
+    stages = [(jax.jit(warm_and_grad), per_start // 2)] if warm else []
+    stages.append((jax.jit(objective_and_grad), per_start - (per_start // 2 if warm else 0)))
     finals, values, evals, status = [], [], 0, []
 
-    def fun(u):
-        f, g = single(problem, jnp.asarray(u, dtype))
-        f = float(f)
-        if not math.isfinite(f):
-            return 1e20, np.zeros_like(u)
-        return f, np.asarray(g, dtype=np.float64)
-
     for i in range(starts):
-        calls = [0]
+        u, out = u0[i], None
+        for value_and_grad, cap in stages:
+            calls = [0]
 
-        def counted(u, calls=calls):
-            calls[0] += 1
-            return fun(u)
+            def fun(x, value_and_grad=value_and_grad, calls=calls):
+                calls[0] += 1
+                f, g = value_and_grad(problem, jnp.asarray(x, dtype))
+                f = float(f)
+                if not math.isfinite(f):
+                    return 1e20, np.zeros_like(x)
+                return f, np.asarray(g, dtype=np.float64)
 
-        out = minimize(counted, u0[i], jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * u0.shape[1],
-                       options={"maxfun": per_start, "maxcor": settings.memory, "ftol": settings.ftol,
-                                "gtol": settings.pgtol, "maxls": settings.max_linesearch})
-        finals.append(np.clip(out.x, 0.0, 1.0))
+            out = minimize(fun, u, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * u0.shape[1],
+                           options={"maxfun": cap, "maxcor": settings.memory, "ftol": settings.ftol,
+                                    "gtol": settings.pgtol, "maxls": settings.max_linesearch})
+            u = np.clip(out.x, 0.0, 1.0)
+            evals += calls[0]
+        finals.append(u)
         values.append(out.fun if out.fun < 1e20 else math.nan)
-        evals += calls[0]
         status.append(str(out.message))
         progress.record([values[-1]], (i + 1) / starts, f"start {i + 1}/{starts}")
     info = {"status": status}

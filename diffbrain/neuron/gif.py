@@ -40,7 +40,15 @@ FIXED = (
 
 
 def _run(theta, constants, current, dt, forced=None):
-    """The GIF scan; with ``forced`` [T, B] (0/1) spikes happen exactly there, half a step before the sample."""
+    """The GIF scan; with ``forced`` [T, B] (0/1) spikes happen exactly there, half a step before the sample.
+
+    A step from sample t-1 to t integrates every variable exactly for the step (exponential Euler, the
+    others held). When V >= V_th at sample t, the crossing is placed by linear interpolation between the
+    state after sample t-1 and the state at t (``lag`` steps before t, where V - V_th = 0), the reset is
+    applied to that interpolated state and it is advanced by ``lag * dt`` with the same scheme and input.
+    A crossing just after sample t-1 (lag -> 1) then gives exactly the state of a crossing just before it
+    (reset at t-1, one full step): V and everything after a spike are continuous in spike times.
+    """
     import jax
     import jax.numpy as jnp
 
@@ -50,58 +58,53 @@ def _run(theta, constants, current, dt, forced=None):
     spike = spike_function()
     n = current.shape[1]
     dtype = current.dtype
-    decay1, decay2 = jnp.exp(-k1 * dt), jnp.exp(-k2 * dt)
-    th_gain, v_gain = dt * exprel(-b * dt), dt * exprel(-dt / tau) / tau
 
-    def threshold_rate(v, v_th):
-        return a * (v - v_rest) - b * (v_th - v_th_inf)
+    def advance(v, v_th, i1, i2, i_ext, h):
+        """Exponential Euler over ``h`` ms (currents decay first; V_th sees the old V, V the new currents)."""
+        i1, i2 = i1 * jnp.exp(-k1 * h), i2 * jnp.exp(-k2 * h)
+        v_th_new = v_th + h * exprel(-b * h) * (a * (v - v_rest) - b * (v_th - v_th_inf))
+        v_new = v + h * exprel(-h / tau) / tau * (-(v - v_rest) + r * (i_ext + i1 + i2))
+        return v_new, v_th_new, i1, i2
 
     def step(carry, inputs):
         i_ext, forced_now = inputs
-        v, v_th, i1, i2, x_prev = carry
+        v, v_th, i1, i2, before, i_prev = carry  # ``before``: (v, v_th, i1, i2) just after sample t-1
         x = v - v_th
         s = spike(x / width)
         if forced is None:
             fired = jax.lax.stop_gradient(s)
-            lag = crossing_lag(x_prev, x) * fired
+            lag = crossing_lag(before[0] - before[1], x) * fired
         else:
             fired, lag = forced_now, 0.5 * forced_now
-        since = lag * dt  # ms since the crossing
-        i1_post = r1 * i1 + a1 * jnp.exp(-k1 * since)
-        i2_post = r2 * i2 + a2 * jnp.exp(-k2 * since)
-        th_cross = jnp.maximum(v_th_reset, v_th - since * threshold_rate(v, v_th))
-        th_post = th_cross + since * threshold_rate(v_reset, th_cross)
-        v_post = v_reset + since * (-(v_reset - v_rest) + r * (i_ext + i1_post + i2_post)) / tau
-        # recorded at a spike sample: the mean over the step (pre-crossing V, then the reset trajectory)
-        v_out = v + fired * lag * (v_post - v)
-        v = v + fired * (v_post - v)
-        v_th = v_th + fired * (th_post - v_th)
-        i1 = i1 + fired * (i1_post - i1)
-        i2 = i2 + fired * (i2_post - i2)
-        x_after = v - v_th
-        i1, i2 = i1 * decay1, i2 * decay2
-        v_th = v_th + th_gain * threshold_rate(v, v_th)
-        v = v + v_gain * (-(v - v_rest) + r * (i_ext + i1 + i2))
-        return (v, v_th, i1, i2, x_after), (v_out, s, lag, x, x_prev)
+        # the state at the crossing, reset, then advanced to this sample
+        cross = [now + lag * (then - now) for now, then in zip((v, v_th, i1, i2), before, strict=True)]
+        reset = (v_reset, jnp.maximum(v_th_reset, cross[1]), r1 * cross[2] + a1, r2 * cross[3] + a2)
+        post = advance(*reset, i_prev, lag * dt)
+        # recorded at a spike sample: the step's pre-crossing value blended with the reset trajectory
+        v_out = v + fired * lag * (post[0] - v)
+        v, v_th, i1, i2 = (old + fired * (new - old) for old, new in zip((v, v_th, i1, i2), post, strict=True))
+        after = (v, v_th, i1, i2)
+        nxt = advance(v, v_th, i1, i2, i_ext, dt)
+        return (*nxt, after, i_ext), (v_out, s, lag, x, after[0] - after[1])
 
     zeros = jnp.zeros((n,), dtype)
     v0, th0 = zeros + v_init, zeros + v_th_init
-    init = (v0, th0, zeros, zeros, v0 - th0)
+    init = (v0, th0, zeros, zeros, (v0, th0, zeros, zeros), zeros)
     forced_seq = jnp.zeros_like(current) if forced is None else forced
-    _, out = jax.lax.scan(step, init, (current, forced_seq))
-    return out
+    _, (v, s, lag, x, x_after) = jax.lax.scan(jax.checkpoint(step), init, (current, forced_seq))
+    x_before = jnp.concatenate([x_after[:1], x_after[:-1]], axis=0)  # x just after the previous sample
+    return v, s, lag, x, x_before
 
 
 def simulate(theta, constants, current, dt):
     """GIF on ``current`` [T, B] (nA) with step ``dt`` (ms): (V [T, B] mV, spikes [T, B], lag [T, B]).
 
-    A spike found at sample t (V >= V_th) crossed threshold ``lag`` steps earlier (linear interpolation);
-    the reset is applied at that crossing time and the reset state advanced by the remaining ``lag * dt``
-    (first order for V and V_th, exactly for I1 and I2). The V recorded at a spike sample is the mean over
-    that step (the pre-crossing value, then the reset trajectory), as sampling a continuous trajectory
-    would give. So V and everything after a spike depend continuously on spike times, and gradients
-    reach a, b, k1, k2 through the timing, exactly within a fixed spike pattern. The reset uses the
-    spike's forward value only; the surrogate gradient flows through the ``spikes`` output.
+    A spike found at sample t (V >= V_th) crossed threshold ``lag`` steps earlier; the reset happens at
+    that time (see :func:`_run`). The V recorded at a spike sample blends the step's pre-crossing value
+    with the reset trajectory (``lag`` of the way), as sampling a continuous trajectory would. So V and
+    everything after a spike depend continuously on spike times, and gradients reach a, b, k1, k2
+    through the timing, exactly within a fixed spike pattern. The reset uses the spike's forward value
+    only; the surrogate gradient flows through the ``spikes`` output.
     """
     v, s, lag, _, _ = _run(theta, constants, current, dt)
     return v, s, lag

@@ -82,7 +82,7 @@ def simulate(theta, constants, current, dt):
 
     zeros = jnp.zeros((n,), dtype)
     v0 = zeros + v_init
-    _, (v, s, lag) = jax.lax.scan(step, (v0, zeros, zeros, zeros, v0), current)
+    _, (v, s, lag) = jax.lax.scan(jax.checkpoint(step), (v0, zeros, zeros, zeros, v0), current)
     return v, s, lag
 
 

@@ -76,7 +76,7 @@ def test_gradient_fit_recovers_every_parameter_from_a_potential_target(model, du
     result = fit(problem, "gradient", starts=starts, budget=starts * 200, seed=0)
     truth = np.asarray(neuron.theta())
     np.testing.assert_allclose(result.best, truth, rtol=0.05)
-    assert result.loss < 0.05 and result.evaluations <= starts * 200
+    assert result.loss < 0.1 and result.evaluations <= starts * 200
     assert result.start_loss.shape == (starts,) and result.loss == pytest.approx(result.start_loss.min())
 
 
