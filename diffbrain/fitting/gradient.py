@@ -9,6 +9,7 @@ value-and-gradient call, so their times compare at equal final loss.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -57,6 +58,19 @@ def compaction_sizes(starts: int) -> list[int]:
     return sorted({starts, max(1, -(-starts // 4))})
 
 
+WARM_FRACTION = 0.5  # of each start's budget, at most
+WARM_FTOL = 1e-7  # as the main stage
+
+
+def warm_budget(per_start: int) -> int:
+    """Evaluations per start for the spike-forced warm start."""
+    return max(2, int(per_start * WARM_FRACTION))
+
+
+def warm_settings(settings: lbfgsb.Settings) -> lbfgsb.Settings:
+    return dataclasses.replace(settings, ftol=max(settings.ftol, WARM_FTOL))
+
+
 def _run_lbfgs(fun, settings, problem, u0, max_evals: int, on_iteration) -> lbfgsb.LbfgsState:
     """Vectorised L-BFGS-B from ``u0`` [S, P] until every start stops; ``on_iteration(state, fraction)``.
 
@@ -100,8 +114,8 @@ def fit_gradient(problem: fp.FitProblem, starts: int = 20, budget: int | None = 
     info: dict = {}
     evaluations = 0
     if problem.warm and warm_start and per_start >= 4:
-        warm_cap = per_start // 2
-        warm = _run_lbfgs(warm_and_grad, settings, problem, u0, warm_cap,
+        warm_cap = warm_budget(per_start)
+        warm = _run_lbfgs(warm_and_grad, warm_settings(settings), problem, u0, warm_cap,
                           lambda state, f: progress.tick(0.5 * f, "spike-forced warm start"))
         warm_evals = np.asarray(warm.evals)
         evaluations += int(warm_evals.sum())
@@ -140,13 +154,13 @@ def fit_gradient_sequential(problem: fp.FitProblem, starts: int = 20, budget: in
     u0 = initial_points(len(problem.names), starts, seed)
     per_start = _per_start_budget(budget, starts)
     warm = problem.warm and warm_start and per_start >= 4
-    stages = [(jax.jit(warm_and_grad), per_start // 2)] if warm else []
-    stages.append((jax.jit(objective_and_grad), per_start - (per_start // 2 if warm else 0)))
+    stages = [(jax.jit(warm_and_grad), warm_budget(per_start), warm_settings(settings))] if warm else []
+    stages.append((jax.jit(objective_and_grad), per_start - (warm_budget(per_start) if warm else 0), settings))
     finals, values, evals, status = [], [], 0, []
 
     for i in range(starts):
         u, out = u0[i], None
-        for value_and_grad, cap in stages:
+        for value_and_grad, cap, stage_settings in stages:
             calls = [0]
 
             def fun(x, value_and_grad=value_and_grad, calls=calls):
@@ -158,8 +172,8 @@ def fit_gradient_sequential(problem: fp.FitProblem, starts: int = 20, budget: in
                 return f, np.asarray(g, dtype=np.float64)
 
             out = minimize(fun, u, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * u0.shape[1],
-                           options={"maxfun": cap, "maxcor": settings.memory, "ftol": settings.ftol,
-                                    "gtol": settings.pgtol, "maxls": settings.max_linesearch})
+                           options={"maxfun": cap, "maxcor": stage_settings.memory, "ftol": stage_settings.ftol,
+                                    "gtol": stage_settings.pgtol, "maxls": stage_settings.max_linesearch})
             u = np.clip(out.x, 0.0, 1.0)
             evals += calls[0]
         finals.append(u)
