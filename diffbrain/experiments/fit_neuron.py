@@ -105,7 +105,10 @@ def run(params: dict, ctx: RunContext):
     keep = slice(None, None, stride)
     time_ms = np.arange(traces.n_steps)[keep] * traces.dt
     target_v = traces.voltage if traces.voltage is not None else np.full(traces.current.shape, np.nan)
-    target_count = traces.spikes.sum(axis=1) if traces.spikes is not None else np.full(traces.n_traces, np.nan)
+    if traces.spikes is not None:
+        target_count = traces.spikes.sum(axis=1)
+    else:  # read off the recorded voltage (threshold crossings, or GIF resets)
+        target_count = model.spikes_from_voltage(traces.voltage, model.constants(fixed)).sum(axis=1)
     names = list(model.fitted_names)
     units = {p.name: p.unit for p in model.fitted}
     loss_units = result.loss_units

@@ -81,6 +81,10 @@ def _run_lbfgs(fun, settings, problem, u0, max_evals: int, on_iteration) -> lbfg
     state = lbfgsb.start(fun, settings, problem, jnp.asarray(u0, jnp.result_type(float)), cap)
     status = np.asarray(state.status)
     sizes = compaction_sizes(len(status))
+    for size in sizes[:-1]:  # compile every batch size now, so that later fits of this shape compile nothing
+        stopped = jax.tree.map(lambda x, n=size: x[:n], state)
+        lbfgsb.iterate(fun, settings, problem, dataclasses.replace(stopped, status=stopped.status * 0 + lbfgsb.NO_STEP),
+                       cap)
     on_iteration(state, 1.0 / max_evals)
     while (status == lbfgsb.RUNNING).any():
         running = status == lbfgsb.RUNNING

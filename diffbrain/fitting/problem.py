@@ -2,7 +2,8 @@
 
 Every method searches the unit box u in [0, 1]^P, mapped linearly onto the bounds, so one
 parameterisation serves the gradient method and the gradient-free baselines alike. The model name,
-target kind, number of sampled points and the coincidence window (in steps) are static; everything
+target kind, number of sampled points, the coincidence window (in steps), the room for data spikes
+per trace (a power of two) and whether the model has a spike-forced warm start are static; everything
 else (traces, targets, constants, bounds, dt, delta) is a traced array, so fits of new data with the
 same shapes reuse the compiled programs.
 """
@@ -189,7 +190,6 @@ def reported_loss(problem: FitProblem, u):
 # Compiled once per (static fields, shapes); the problem is an argument, never a closure constant.
 batch_objective = jax.jit(jax.vmap(objective, in_axes=(None, 0)))
 batch_reported_loss = jax.jit(jax.vmap(reported_loss, in_axes=(None, 0)))
-value_and_grad = jax.jit(jax.value_and_grad(objective, argnums=1))
 
 
 @jax.jit
