@@ -81,7 +81,7 @@ def summary(values: list[float]) -> dict:
 
 def compare(model: str, target: str, data, methods, repeats: int, starts: int, population: int, iterations: int,
             sequential: bool, equal_time_method: str) -> dict:
-    from diffbrain.fitting import fit, fit_gradient_sequential, make_problem
+    from diffbrain.fitting import default_budget, fit, fit_gradient_sequential, make_problem
 
     problem = make_problem(model, target, data)
     runs: dict[str, list] = {}
@@ -142,8 +142,9 @@ def compare(model: str, target: str, data, methods, repeats: int, starts: int, p
             log(f"{model} {target} {equal_time_method} x{budget_iterations} iterations: loss {longer.loss:.4g} "
                 f"in {longer.seconds:.1f} s")
     if sequential:
-        vector = fit(problem, "gradient", starts, None, seed=0)
-        serial = fit_gradient_sequential(problem, starts, None, seed=0)
+        budget = default_budget("gradient", starts)  # the same for both
+        vector = fit(problem, "gradient", starts, budget, seed=0)
+        serial = fit_gradient_sequential(problem, starts, budget, seed=0)
         common = max(float(vector.progress_loss[-1]), float(serial.progress_loss[-1]))  # objective units
         t_vec = time_to_reach(vector.progress_seconds, vector.progress_loss, common)
         t_seq = time_to_reach(serial.progress_seconds, serial.progress_loss, common)
