@@ -50,10 +50,11 @@ def measure(params: dict, timeout: float) -> dict:
 
 def summarise(points: list[dict], t_values: list[int]) -> dict:
     ok = [p for p in points if "error" not in p]
-    by = {(p["method"], p["n_steps"], p["conn_method"]): p for p in ok}
+    label = lambda p: p["conn_method"] + ("" if p["conn_method"] == "dense" else f"/{p['sparse_impl']}")
+    by = {(p["method"], p["n_steps"], label(p)): p for p in ok}
     ratios = {}
     for t in t_values:
-        for conn in sorted({p["conn_method"] for p in ok}):
+        for conn in sorted({label(p) for p in ok}):
             base = by.get(("bptt", t, conn))
             if not base:
                 continue
@@ -84,6 +85,8 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None, help="timed steps per point (default 3)")
     parser.add_argument("--conn-prob", type=float, default=0.2)
+    parser.add_argument("--sparse-impl", default="event",
+                        help="comma-separated sparse operators for rand/gaussian: event (brainevent CSR), masked_dense")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per point")
     args = parser.parse_args(argv)
     t_values = [int(t) for t in (args.T or ("200,400" if args.quick else "1000,2000")).split(",")]
@@ -92,12 +95,15 @@ def main(argv=None) -> None:
     steps = args.steps or (2 if args.quick else 3)
     points = []
     started = time.perf_counter()
+    connectivities = [(conn, impl) for conn in args.conn.split(",")
+                      for impl in (["event"] if conn == "dense" else args.sparse_impl.split(","))]
     for t in t_values:
-        for conn in args.conn.split(","):
+        for conn, impl in connectivities:
             for method in args.methods.split(","):
                 params = dict(method=method, n_steps=t, n_rec=n_rec, batch_size=batch, conn_method=conn,
-                              conn_prob=args.conn_prob, steps=1 if method == "diag" and not args.quick else steps)
-                print(f"[step cost] {method} T={t} {conn} ...", file=sys.stderr, flush=True)
+                              conn_prob=args.conn_prob, sparse_impl=impl,
+                              steps=1 if method == "diag" and not args.quick else steps)
+                print(f"[step cost] {method} T={t} {conn} {impl} ...", file=sys.stderr, flush=True)
                 point = measure(params, args.timeout)
                 print(f"[step cost]   {json.dumps(point)}", file=sys.stderr, flush=True)
                 points.append(point)

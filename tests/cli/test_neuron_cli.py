@@ -26,6 +26,7 @@ def _run(args, capsys):
     return code, out.out, out.err
 
 
+@pytest.mark.slow
 def test_simulate_then_fit_round_trip_in_fresh_processes(tmp_path):
     env = {**os.environ, "DIFFBRAIN_NO_PROGRESS": "1", "JAX_PLATFORMS": "cpu"}
     target = tmp_path / "hh.npz"

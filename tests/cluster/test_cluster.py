@@ -243,8 +243,18 @@ def test_checkpointable_job_times_out_requeues_and_finishes(slurm_cluster: Slurm
     restarted_after = float(second["started"]) - float(first["checkpointed"])
     assert 0 < warned_after < 60, warned_after
     assert restarted_after > 5, restarted_after
-    history = run_slurm_command(["sacct", "-j", job.job_id, "-X", "-D", "-n", "-P", "-o", "State"]).split()
-    assert history[-1] == "COMPLETED" and "REQUEUED" in history[:-1], history
+    histories: list[list[str]] = []  # accounting may still say RUNNING a moment after result() returns
+
+    def accounted_complete() -> bool:
+        cmd = ["sacct", "-j", job.job_id, "-X", "-D", "-n", "-P", "-o", "State"]
+        histories.append(run_slurm_command(cmd).split())
+        return bool(histories[-1]) and histories[-1][-1] == "COMPLETED"
+
+    try:
+        wait_until(accounted_complete, 60, "sacct COMPLETED")
+    except TimeoutError:
+        pytest.fail(f"sacct history of job {job.job_id}: {histories[-1]}, expected REQUEUED then COMPLETED")
+    assert "REQUEUED" in histories[-1][:-1], histories[-1]
     log = Path(job.paths.stdout).read_text()  # both runs append to the same log
     assert "this job is timed-out" in log and f"Requeued job {job.job_id}" in log
     assert log.count("Starting with JobEnvironment") == 2

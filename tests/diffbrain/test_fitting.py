@@ -70,6 +70,7 @@ def _target(model, kind, duration, target):
     return make_problem(model, target, Traces(current, sim.dt, sim.voltage, sim.spikes)), sim, neuron
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, duration, starts", [("gif", 300.0, 10), ("hh", 8.0, 8)])
 def test_gradient_fit_recovers_every_parameter_from_a_potential_target(model, duration, starts):
     problem, _, neuron = _target(model, "steps", duration, "potential")
@@ -80,6 +81,7 @@ def test_gradient_fit_recovers_every_parameter_from_a_potential_target(model, du
     assert result.start_loss.shape == (starts,) and result.loss == pytest.approx(result.start_loss.min())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, duration, starts", [("gif", 300.0, 10), ("hh", 8.0, 8)])
 def test_gradient_fit_matches_a_spike_target(model, duration, starts):
     problem, sim, _ = _target(model, "steps", duration, "spike")
