@@ -284,8 +284,12 @@ def _read_block(path: str, name: str, dims: tuple, entries: list, rest_shape: tu
         values, _ = _decode(name, dims, _read_raw(Path(path), point_id, name, layout), attrs)
         if not index:
             block[i] = values
-        elif all(len(ix) for ix in index):
-            block[i][np.ix_(*index)] = values
+        elif all(isinstance(ix, slice) for ix in index):  # no labelled dimension: the point fills a corner
+            block[i][index] = values
+        else:
+            full = [np.arange(ix.stop)[ix] if isinstance(ix, slice) else ix for ix in index]
+            if all(len(ix) for ix in full):
+                block[i][np.ix_(*full)] = values
     return block
 
 
@@ -402,7 +406,8 @@ def open_sweep(path: str | os.PathLike, include: str = "complete"):
                 plan.append(None)
                 continue
             var = cat.schemas[e["schema"]][name]
-            index = tuple(indexers[(d, e["labels"][d])] if d in labelled else np.arange(size)
+            # slices, not index arrays, for unlabelled dims: the dask graph stays small (it holds every entry)
+            index = tuple(indexers[(d, e["labels"][d])] if d in labelled else slice(0, size)
                           for d, size in zip(dims, e["shapes"][name], strict=True))
             plan.append((ids[i], var["attrs"], var.get("layout"), index))
         key = f"open_sweep-{name}-{token}"
