@@ -71,44 +71,36 @@ def _style(key: dict, color_dim: str, style_dim: str, colors: dict, styles: dict
     return {"color": color, "linestyle": style}
 
 
-def memory_vs_T(table: xr.Dataset, path: str | Path, var: str = "step_bytes") -> Path:
-    """Memory vs T per method (one panel each), log-log, one line per n_rec (line style: connectivity)."""
-    da = table[var] / 2**20
+def _loglog_per_method(da: xr.DataArray, x: str, color_dim: str, xlabel: str, ylabel: str, title: str,
+                       path: str | Path) -> Path:
+    """One log-log panel per method of ``da`` against ``x``; line colour by ``color_dim``, style by connectivity."""
     methods = list(da["method"].values) if "method" in da.dims else [None]
     fig, axes = _figure(len(methods), sharey=True)
     colors, styles = {}, {}
     for ax, method in zip(axes, methods, strict=True):
         sub = da.sel({"method": method}) if method is not None else da
-        for _, key, line in _series(sub, "T", None):
+        for _, key, line in _series(sub, x, None):
             ok = np.isfinite(line.values)
-            ax.plot(line["T"].values[ok], line.values[ok], marker="o",
-                    label=_label(key, da), **_style(key, "n_rec", "conn_method", colors, styles))
-        ax.set(xscale="log", yscale="log", xlabel="T (time steps)", title=str(method or ""))
-        _plain_log_axes(ax, da["T"].values)
+            ax.plot(line[x].values[ok], line.values[ok], marker="o",
+                    label=_label(key, da), **_style(key, color_dim, "conn_method", colors, styles))
+        ax.set(xscale="log", yscale="log", xlabel=xlabel, title=str(method or ""))
+        _plain_log_axes(ax, da[x].values)
         ax.legend(fontsize=7)
-    axes[0].set_ylabel(f"{var.replace('_', ' ')} (MiB)")
-    fig.suptitle("Memory of one training step vs sequence length")
+    axes[0].set_ylabel(ylabel)
+    fig.suptitle(title)
     return _save(fig, path)
+
+
+def memory_vs_T(table: xr.Dataset, path: str | Path, var: str = "step_bytes") -> Path:
+    """Memory vs T per method (one panel each), log-log, one line per n_rec (line style: connectivity)."""
+    return _loglog_per_method(table[var] / 2**20, "T", "n_rec", "T (time steps)",
+                              f"{var.replace('_', ' ')} (MiB)", "Memory of one training step vs sequence length", path)
 
 
 def seconds_vs_n_rec(table: xr.Dataset, path: str | Path) -> Path:
     """Median seconds per training step vs n_rec per method (one panel each), one line per T."""
-    da = table["step_seconds_median"] * 1e3
-    methods = list(da["method"].values) if "method" in da.dims else [None]
-    fig, axes = _figure(len(methods), sharey=True)
-    colors, styles = {}, {}
-    for ax, method in zip(axes, methods, strict=True):
-        sub = da.sel({"method": method}) if method is not None else da
-        for _, key, line in _series(sub, "n_rec", None):
-            ok = np.isfinite(line.values)
-            ax.plot(line["n_rec"].values[ok], line.values[ok], marker="o",
-                    label=_label(key, da), **_style(key, "T", "conn_method", colors, styles))
-        ax.set(xscale="log", yscale="log", xlabel="n_rec (neurons)", title=str(method or ""))
-        _plain_log_axes(ax, da["n_rec"].values)
-        ax.legend(fontsize=7)
-    axes[0].set_ylabel("seconds per step (ms)")
-    fig.suptitle("Training step time vs network size")
-    return _save(fig, path)
+    return _loglog_per_method(table["step_seconds_median"] * 1e3, "n_rec", "T", "n_rec (neurons)",
+                              "seconds per step (ms)", "Training step time vs network size", path)
 
 
 def curves_per_group(curves: dict[str, xr.Dataset], path: str | Path) -> Path:

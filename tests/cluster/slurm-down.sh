@@ -8,12 +8,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=slurm-lib.sh
 . "$here/slurm-lib.sh"
 
-force=0
-case "${1:-}" in
-  --force) force=1 ;;
-  "") ;;
-  *) die "unknown argument '$1' (usage: slurm-down.sh [--force])" ;;
-esac
+parse_force slurm-down.sh "$@"
 [ "$(id -u)" = 0 ] || die "needs root"
 [ -d "$SLURM_DIR" ] || { say "nothing to stop: $SLURM_DIR does not exist"; exit 0; }
 t0=$(date +%s.%N)

@@ -129,3 +129,14 @@ stop_port_squatters() {
     esac
   done
 }
+
+# parse_force NAME ARGS...: sets force=1 for --force, dies on anything else (NAME is the script, for usage)
+parse_force() {
+  local name=$1; shift
+  force=0
+  case "${1:-}" in
+    --force) force=1 ;;
+    "") ;;
+    *) die "unknown argument '$1' (usage: $name [--force])" ;;
+  esac
+}

@@ -11,12 +11,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=slurm-lib.sh
 . "$here/slurm-lib.sh"
 
-force=0
-case "${1:-}" in
-  --force) force=1 ;;
-  "") ;;
-  *) die "unknown argument '$1' (usage: slurm-up.sh [--force])" ;;
-esac
+parse_force slurm-up.sh "$@"
 
 # --- can it run here at all? (exit 3: the fixture turns this into a skip, or a failure under CI) ----------
 [ "$(id -u)" = 0 ] || { say "needs root (slurmd runs jobs as root; munge and MariaDB drop to their users)"; exit 3; }
