@@ -100,7 +100,7 @@ def memory_vs_T(table: xr.Dataset, path: str | Path, var: str = "step_bytes") ->
 def seconds_vs_n_rec(table: xr.Dataset, path: str | Path) -> Path:
     """Median seconds per training step vs n_rec per method (one panel each), one line per T."""
     return _loglog_per_method(table["step_seconds_median"] * 1e3, "n_rec", "T", "n_rec (neurons)",
-                              "seconds per step (ms)", "Training step time vs network size", path)
+                              "time per training step (ms)", "Training step time vs network size", path)
 
 
 def curves_per_group(curves: dict[str, xr.Dataset], path: str | Path) -> Path:
