@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from cli_runner import run_cli
 
 from analysis.markdown import fmt
 from analysis.report import FIGURES, build_report
 from analysis.scheduler import SchedulerOptions
 from analysis.store import create_store, write_point
-from sweeps.cli import main
 
 PROVENANCE = {"created": "2026-01-02T03:04:05+00:00", "toolkit_version": "0.1.0", "git_commit": "abc1234",
               "packages": {"xarray": "2026.9.0"}}
@@ -230,16 +230,10 @@ def test_fit_report(fit_store, tmp_path):
 
 
 # -------------------------------------------------------------------------------------- bad input: CLI
-def run_cli(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    return exit_info.value.code, capsys.readouterr()
-
-
 def test_cli_writes_a_report(scaling_store, tmp_path, capsys):
     out = tmp_path / "cli"
-    main(["report", str(scaling_store), "--out", str(out)])
-    captured = capsys.readouterr().out
+    code, captured, _ = run_cli(["report", scaling_store, "--out", out], capsys)
+    assert code == 0
     assert "wrote 2 figure(s)" in captured and "skipped raster.png: no spike events" in captured
     assert (out / "summary.md").exists()
 
@@ -263,9 +257,9 @@ def test_bad_stores_exit_2_and_write_nothing(case, tmp_path, capsys, scaling_sto
                            {"x": ({"method": "bptt", "seed": 0}, None)}, status="failed")
         expected = "has no complete points"
     out = tmp_path / "out"
-    code, captured = run_cli(["report", str(store), "--out", str(out)], capsys)
+    code, _, err = run_cli(["report", str(store), "--out", str(out)], capsys)
     assert code == 2
-    assert expected in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert expected in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
@@ -281,9 +275,9 @@ def test_bad_options_exit_2_and_write_nothing(case, scaling_store, tmp_path, cap
         (out / "thesis.tex").write_text("mine")
     else:
         args = ["--scheduler", "locla"]
-    code, captured = run_cli(["report", str(scaling_store), "--out", str(out)] + args, capsys)
+    code, _, err = run_cli(["report", str(scaling_store), "--out", str(out)] + args, capsys)
     assert code == 2
-    assert ("--scheduler" if case == "scheduler" else "--out") in captured.err
+    assert ("--scheduler" if case == "scheduler" else "--out") in err
     if case == "file":
         assert out.read_text() == "mine"
     elif case == "other_files":

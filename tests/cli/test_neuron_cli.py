@@ -9,21 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from sweeps.cli import main
+from cli_runner import run_cli
 
 DIFFBRAIN = Path(sys.executable).with_name("diffbrain")
-
-
-def _run(args, capsys):
-    """Run the CLI in-process; (exit code, stdout, stderr)."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.mark.slow
@@ -53,9 +41,9 @@ def test_simulate_then_fit_round_trip_in_fresh_processes(tmp_path):
 
 def test_fit_by_a_baseline_and_spike_target(tmp_path, capsys):
     target = tmp_path / "gif.npz"
-    assert _run(["simulate", "gif", "--protocol", "ramps", "--duration", "200", "--traces", "2",
+    assert run_cli(["simulate", "gif", "--protocol", "ramps", "--duration", "200", "--traces", "2",
                  "--out", str(target)], capsys)[0] == 0
-    code, out, err = _run(["fit", "gif", "--traces", str(target), "--target", "spike", "--method", "pso",
+    code, out, err = run_cli(["fit", "gif", "--traces", str(target), "--target", "spike", "--method", "pso",
                            "--starts", "4", "--budget", "8", "--out", str(tmp_path / "pso")], capsys)
     assert code == 0, err
     record = json.loads((tmp_path / "pso" / "fit.json").read_text())
@@ -87,23 +75,23 @@ BAD_FIT = [
 def test_bad_fit_input_exits_2_names_the_field_and_writes_nothing(tmp_path, capsys, change, extra, field, words):
     traces = _voltage_only(tmp_path, **change)
     before = sorted(p.name for p in tmp_path.iterdir())
-    code, out, err = _run(["fit", "gif", "--traces", traces, *extra, "--out", str(tmp_path / "out")], capsys)
+    code, out, err = run_cli(["fit", "gif", "--traces", traces, *extra, "--out", str(tmp_path / "out")], capsys)
     assert code == 2
     assert any(field in line and words in line for line in err.splitlines())  # one line names field and fix
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_csv_without_dt_and_unknown_model_or_parameter(tmp_path, capsys):
-    code, _, err = _run(["fit", "hh", "--traces", "/work/shared/data/hh/input_traces_hh.csv", "--voltage",
+    code, _, err = run_cli(["fit", "hh", "--traces", "/work/shared/data/hh/input_traces_hh.csv", "--voltage",
                          "/work/shared/data/hh/output_traces_hh.csv", "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "dt: missing" in err
-    code, _, err = _run(["fit", "lif", "--traces", "x.npz", "--out", str(tmp_path / "o")], capsys)
+    code, _, err = run_cli(["fit", "lif", "--traces", "x.npz", "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "'lif' is not one of" in err
-    code, _, err = _run(["simulate", "gif", "--param", "bogus=1", "--out", str(tmp_path / "s.npz")], capsys)
+    code, _, err = run_cli(["simulate", "gif", "--param", "bogus=1", "--out", str(tmp_path / "s.npz")], capsys)
     assert code == 2 and "--param.bogus" in err
-    code, _, err = _run(["simulate", "gif", "--param", "a", "--out", str(tmp_path / "s.npz")], capsys)
+    code, _, err = run_cli(["simulate", "gif", "--param", "a", "--out", str(tmp_path / "s.npz")], capsys)
     assert code == 2 and "NAME=VALUE" in err
-    code, _, err = _run(["simulate", "gif", "--protocol", "steps", "--current", "c.npz",
+    code, _, err = run_cli(["simulate", "gif", "--protocol", "steps", "--current", "c.npz",
                          "--out", str(tmp_path / "s.npz")], capsys)
     assert code == 2 and "--current" in err
     assert list(tmp_path.iterdir()) == []

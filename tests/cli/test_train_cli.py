@@ -2,21 +2,12 @@
 
 import pytest
 import xarray as xr
-
-from sweeps.cli import main
+from cli_runner import run_cli
 
 TINY = ["--n-rec", "20", "--tau-neu", "30", "--tau-a", "100", "--ff-scale", "6", "--rec-scale", "2",
         "--t-interval", "5", "--t-cue", "10", "--t-delay", "10", "--t-recall", "10", "--num-cue", "3",
         "--n-per-group", "6", "--cue-rate", "80", "--noise-rate", "20", "--iterations", "4", "--batch-size", "4",
         "--test-batch", "4", "--checkpoint-every", "2", "--snapshot-every", "2", "--hist-bins", "8", "--lr", "0.01"]
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(args)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
 
 
 def snapshot(directory):

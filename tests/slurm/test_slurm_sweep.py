@@ -16,13 +16,13 @@ import time
 
 import numpy as np
 import pytest
+from cli_runner import run_cli
 
 from analysis import open_sweep
 from analysis.store import point_states, read_point_attrs
 from slurm import jobs as jobbook
 from slurm.resources import jobs_dir_for
 from sweeps import control
-from sweeps.cli import main
 from sweeps.points import expand
 from sweeps.spec import load_sweep
 
@@ -79,13 +79,8 @@ WAIT_S = 420
 
 
 def run(args, capsys):
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exit_info:
-        code = exit_info.code
-    out = capsys.readouterr()
-    return code, out.out + out.err
+    code, out, err = run_cli(args, capsys)
+    return code, out + err
 
 
 def write(folder, name, text, cluster):

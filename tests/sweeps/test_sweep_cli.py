@@ -9,11 +9,11 @@ import time
 
 import numpy as np
 import pytest
+from cli_runner import run_cli
 
 from analysis import open_sweep
 from analysis.store import point_states, read_point_attrs
 from diffbrain.experiments import get, names
-from sweeps.cli import main
 from sweeps.points import expand
 from sweeps.spec import load_sweep
 
@@ -44,15 +44,7 @@ def write(tmp_path, store="out/cli.zarr", text=SWEEP):
     return path
 
 
-def run(args, capsys):
-    """Run the CLI in this process: (exit code, stdout, stderr)."""
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exit_info:
-        code = exit_info.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+run = run_cli  # (exit code, stdout, stderr)
 
 
 def _installed(name):
