@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
-import resource
 import socket
 import subprocess
 import sys
@@ -13,6 +12,9 @@ from importlib import metadata
 from pathlib import Path
 
 import diffbrain
+from diffbrain.context import peak_rss_bytes
+
+__all__ = ["peak_rss_bytes"]  # re-exported: the runner records it
 
 
 def now_iso() -> str:
@@ -85,12 +87,6 @@ def devices() -> list[str]:
         except RuntimeError:
             pass
     return [f"cpu x{os.cpu_count()}"] + [f"gpu:{g}" for g in gpus()]
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 def job_id() -> str | None:

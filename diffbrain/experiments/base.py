@@ -1,98 +1,19 @@
-"""Declared parameters, the experiment record and the run context (no JAX imported here)."""
+"""The experiment record: declared parameters and a run function (no JAX imported here).
+
+:class:`Param`, :class:`ParamError` and :class:`RunContext` live in the leaf modules
+:mod:`diffbrain.params` and :mod:`diffbrain.context`; they are re-exported here for experiments.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from diffbrain.errors import BadInput
+from diffbrain.context import RunContext
+from diffbrain.params import REQUIRED, Param, ParamError
 
-
-class _Required:
-    def __repr__(self) -> str:
-        return "REQUIRED"
-
-
-REQUIRED: Any = _Required()
-_KINDS = (bool, int, float, str)
-
-
-class ParamError(BadInput):
-    """A parameter value that an experiment cannot take; ``field`` is the parameter's name."""
-
-
-@dataclass(frozen=True)
-class Param:
-    """One declared parameter: its type, default (or REQUIRED), and allowed values."""
-
-    name: str
-    kind: type
-    default: Any = REQUIRED
-    help: str = ""
-    choices: tuple = ()
-    low: float | None = None  # inclusive
-    high: float | None = None  # inclusive
-    positive: bool = False  # strictly > 0
-    nullable: bool = False  # None allowed (TOML has no null: only from Python or the default)
-
-    def __post_init__(self):
-        if self.kind not in _KINDS:
-            raise TypeError(f"Param {self.name}: kind must be one of {_KINDS}")
-
-    def coerce(self, value: Any, where: str = "") -> Any:
-        """Check ``value`` and return it in canonical form (ints accepted as floats, nothing else)."""
-        key = where or self.name
-        if value is None and self.nullable:
-            return None
-        kind = self.kind
-        ok = (
-            isinstance(value, bool)
-            if kind is bool
-            else isinstance(value, int) and not isinstance(value, bool)
-            if kind is int
-            else isinstance(value, (int, float)) and not isinstance(value, bool)
-            if kind is float
-            else isinstance(value, str)
-        )
-        if not ok:
-            raise ParamError(key, f"expected {kind.__name__}, got {type(value).__name__} {value!r}",
-                             f"give a {kind.__name__}" + (f" ({self.help})" if self.help else ""))
-        if kind is float:
-            value = float(value)
-            if not math.isfinite(value):
-                raise ParamError(key, f"{value!r} is not a finite number", "give a finite value")
-        if self.choices and value not in self.choices:
-            raise ParamError(key, f"{value!r} is not allowed", f"use one of: {', '.join(map(str, self.choices))}")
-        if self.positive and value <= 0:
-            raise ParamError(key, f"{value!r} must be > 0", "give a positive value")
-        if self.low is not None and value < self.low:
-            raise ParamError(key, f"{value!r} is below the minimum {self.low}", f"give a value >= {self.low}")
-        if self.high is not None and value > self.high:
-            raise ParamError(key, f"{value!r} is above the maximum {self.high}", f"give a value <= {self.high}")
-        return value
-
-
-@dataclass
-class RunContext:
-    """What an experiment may use besides its parameters. It knows nothing of SLURM or stores.
-
-    ``checkpoint_dir`` survives requeues of the same point (None: no checkpointing);
-    ``progress(fraction, message)`` reports progress; ``devices`` are the JAX devices to use
-    (empty: the experiment uses ``jax.devices()``).
-    """
-
-    seed: int = 0
-    point_id: str = "local"
-    checkpoint_dir: Path | None = None
-    progress: Callable[[float, str], None] | None = None
-    devices: tuple = ()
-
-    def report(self, fraction: float, message: str = "") -> None:
-        if self.progress is not None:
-            self.progress(float(fraction), message)
+__all__ = ["REQUIRED", "Experiment", "Param", "ParamError", "RunContext"]
 
 
 @dataclass(frozen=True)

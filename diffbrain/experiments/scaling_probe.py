@@ -58,8 +58,8 @@ def run(params: dict, ctx: RunContext):
     import numpy as np
     import xarray as xr
 
+    from diffbrain.context import peak_rss_bytes
     from diffbrain.network.config import NetworkConfig, TaskConfig, TrainConfig
-    from diffbrain.network.run import peak_rss_bytes
     from diffbrain.network.training import Trainer
 
     full = {**{p.name: p.default for p in NETWORK_PARAMS}, **params}

@@ -7,14 +7,73 @@ resumes from the last one and ends with the same loss trajectory as an uninterru
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from diffbrain.experiments.base import Experiment, RunContext
 from diffbrain.network.config import ALL_PARAMS
 
+if TYPE_CHECKING:
+    import xarray as xr
+
 
 def run(params: dict, ctx: RunContext):
-    from diffbrain.network.run import run_network, to_dataset
+    from diffbrain.network.run import run_network
 
     return to_dataset(run_network(params, ctx))
+
+
+def to_dataset(rec) -> xr.Dataset:
+    """The ``train-network`` dataset of docs/store-format.md from a :class:`~diffbrain.network.run.RunRecord`."""
+    import numpy as np
+    import xarray as xr
+
+    from diffbrain.context import peak_rss_bytes
+    from diffbrain.network.recording import firing_rates, spike_events
+
+    p = rec.params
+    times, neurons, offsets = spike_events(rec.raster)
+    snaps = rec.snapshots
+    n_iter = len(rec.history["loss"])
+    v_time = (np.arange(rec.v_trace.shape[0]) * rec.dt).astype(np.float32)
+    scalar = lambda value, units, dtype=np.float32: ((), np.asarray(value, dtype=dtype), {"units": units})
+    data = {
+        "loss": (("iteration",), rec.history["loss"], {"units": "1", "long_name": "recall cross-entropy per step"}),
+        "accuracy": (("iteration",), rec.history["accuracy"], {"units": "1"}),
+        "grad_norm": (("iteration",), rec.history["grad_norm"], {"units": "1", "long_name": "gradient norm"}),
+        "step_seconds": (("iteration",), rec.history["step_seconds"], {"units": "s"}),
+        "test_loss": scalar(rec.test_loss, "1"),
+        "test_accuracy": scalar(rec.test_accuracy, "1"),
+        "compile_seconds": scalar(rec.compile.seconds, "s"),
+        "temp_bytes": scalar(rec.compile.temp_bytes, "bytes", np.int64),
+        "argument_bytes": scalar(rec.compile.argument_bytes, "bytes", np.int64),
+        "output_bytes": scalar(rec.compile.output_bytes, "bytes", np.int64),
+        "peak_rss_bytes": scalar(peak_rss_bytes(), "bytes", np.int64),
+        "weight_bin_edges": (("w_edge",), rec.bin_edges.astype(np.float32), {"units": "S"}),
+        "w_hist_exc": (("snapshot", "w_bin"), snaps["hist_exc"], {"units": "1"}),
+        "w_hist_inh": (("snapshot", "w_bin"), snaps["hist_inh"], {"units": "1"}),
+        "w_mean_exc": (("snapshot",), snaps["mean_exc"], {"units": "S"}),
+        "w_mean_inh": (("snapshot",), snaps["mean_inh"], {"units": "S"}),
+        "w_frac_small_exc": (("snapshot",), snaps["frac_small_exc"], {"units": "1"}),
+        "w_frac_small_inh": (("snapshot",), snaps["frac_small_inh"], {"units": "1"}),
+        "spike_time": (("spike",), times, {"units": "1", "long_name": "time-step index"}),
+        "spike_neuron": (("spike",), neurons, {"units": "1"}),
+        "spike_trial_offsets": (("trial_edge",), offsets, {"units": "1"}),
+        "firing_rate": (("neuron",), firing_rates(rec.raster, rec.dt), {"units": "Hz"}),
+        "is_excitatory": (("neuron",), rec.is_excitatory.astype(bool)),
+        "v_trace": (("v_time", "v_neuron"), rec.v_trace, {"units": "mV"}),
+        "dt": scalar(rec.dt, "ms"),
+        "n_steps": scalar(rec.n_steps, "1", np.int64),
+    }
+    coords = {
+        "iteration": ("iteration", np.arange(n_iter, dtype=np.int64)),
+        "snapshot": ("snapshot", snaps["iterations"]),
+        "v_time": ("v_time", v_time, {"units": "ms"}),
+        "v_neuron": ("v_neuron", rec.v_neurons.astype(np.int64)),
+        "neuron": ("neuron", np.arange(rec.is_excitatory.size, dtype=np.int64)),
+    }
+    attrs = {"method": p["method"], "conn_method": p["conn_method"], "n_rec": int(p["n_rec"]), "mode": p["mode"],
+             "resumed_from_iteration": int(rec.resumed_from)}
+    return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
 EXPERIMENT = Experiment(

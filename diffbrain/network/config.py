@@ -1,6 +1,6 @@
 """The validated configuration of an E/I network run: network, task and training (no JAX imported here).
 
-Parameters are declared once as :class:`~diffbrain.experiments.base.Param` records, named after the
+Parameters are declared once as :class:`~diffbrain.params.Param` records, named after the
 brainscale paper's script (``examples/002-coba-ei-rsnn.py``) in snake_case, so the experiments, the
 sweep files and the ``diffbrain train`` flags (kebab-case) all share one list. Cross-field checks
 (the 4:1 split, task timings that fit the time step) raise :class:`ParamError` naming the field.
@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
 
-from diffbrain.experiments.base import Param, ParamError
+from diffbrain.params import Param, ParamError
 
 METHODS = ("bptt", "diag", "expsm_diag")
 CONN_METHODS = ("dense", "rand", "gaussian")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diffbrain.experiments.base import ParamError
 from diffbrain.network.config import NetworkConfig
+from diffbrain.params import ParamError
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""A whole ``train-network`` run: train (or only simulate), checkpoint, record, and build the dataset.
+"""A whole ``train-network`` run: train (or only simulate), checkpoint and record (plain NumPy records).
 
 The loop resumes from ``<checkpoint_dir>/train-network.npz`` when it exists and was written by the
 same configuration; the stored history makes the resumed run's loss trajectory identical to an
@@ -8,7 +8,6 @@ uninterrupted one (batches come from ``fold_in(key, iteration)``; the optimiser 
 from __future__ import annotations
 
 import math
-import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +15,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from diffbrain.context import RunContext
 from diffbrain.errors import BadInput
-from diffbrain.experiments.base import RunContext
 from diffbrain.network import checkpoint as ckpt_io
 from diffbrain.network.config import (
     NETWORK_PARAMS,
@@ -26,7 +25,7 @@ from diffbrain.network.config import (
     TrainConfig,
     fingerprint,
 )
-from diffbrain.network.recording import Simulator, WeightRecorder, firing_rates, spike_events
+from diffbrain.network.recording import Simulator, WeightRecorder
 from diffbrain.network.training import TEST_STREAM, CompileStats, Trainer, data_key
 
 # parameters that do not change the training trajectory (excluded from the resume fingerprint)
@@ -40,11 +39,6 @@ def run_fingerprints(params: dict) -> tuple[str, str]:
     network = {p.name: params[p.name] for p in NETWORK_PARAMS}
     network.update(n_per_group=params["n_per_group"], seed=params["seed"])
     return fingerprint(full), fingerprint(network)
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process (Linux reports KiB)."""
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 @dataclass
@@ -148,53 +142,3 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
         v_neurons=sim.v_neurons, is_excitatory=trainer.model.is_excitatory(), dt=net_cfg.dt,
         n_steps=trainer.task.n_steps, resumed_from=start,
     )
-
-
-def to_dataset(rec: RunRecord):
-    """The ``train-network`` dataset of docs/store-format.md."""
-    import xarray as xr
-
-    p = rec.params
-    times, neurons, offsets = spike_events(rec.raster)
-    snaps = rec.snapshots
-    n_iter = len(rec.history["loss"])
-    v_time = (np.arange(rec.v_trace.shape[0]) * rec.dt).astype(np.float32)
-    scalar = lambda value, units, dtype=np.float32: ((), np.asarray(value, dtype=dtype), {"units": units})
-    data = {
-        "loss": (("iteration",), rec.history["loss"], {"units": "1", "long_name": "recall cross-entropy per step"}),
-        "accuracy": (("iteration",), rec.history["accuracy"], {"units": "1"}),
-        "grad_norm": (("iteration",), rec.history["grad_norm"], {"units": "1", "long_name": "gradient norm"}),
-        "step_seconds": (("iteration",), rec.history["step_seconds"], {"units": "s"}),
-        "test_loss": scalar(rec.test_loss, "1"),
-        "test_accuracy": scalar(rec.test_accuracy, "1"),
-        "compile_seconds": scalar(rec.compile.seconds, "s"),
-        "temp_bytes": scalar(rec.compile.temp_bytes, "bytes", np.int64),
-        "argument_bytes": scalar(rec.compile.argument_bytes, "bytes", np.int64),
-        "output_bytes": scalar(rec.compile.output_bytes, "bytes", np.int64),
-        "peak_rss_bytes": scalar(peak_rss_bytes(), "bytes", np.int64),
-        "weight_bin_edges": (("w_edge",), rec.bin_edges.astype(np.float32), {"units": "S"}),
-        "w_hist_exc": (("snapshot", "w_bin"), snaps["hist_exc"], {"units": "1"}),
-        "w_hist_inh": (("snapshot", "w_bin"), snaps["hist_inh"], {"units": "1"}),
-        "w_mean_exc": (("snapshot",), snaps["mean_exc"], {"units": "S"}),
-        "w_mean_inh": (("snapshot",), snaps["mean_inh"], {"units": "S"}),
-        "w_frac_small_exc": (("snapshot",), snaps["frac_small_exc"], {"units": "1"}),
-        "w_frac_small_inh": (("snapshot",), snaps["frac_small_inh"], {"units": "1"}),
-        "spike_time": (("spike",), times, {"units": "1", "long_name": "time-step index"}),
-        "spike_neuron": (("spike",), neurons, {"units": "1"}),
-        "spike_trial_offsets": (("trial_edge",), offsets, {"units": "1"}),
-        "firing_rate": (("neuron",), firing_rates(rec.raster, rec.dt), {"units": "Hz"}),
-        "is_excitatory": (("neuron",), rec.is_excitatory.astype(bool)),
-        "v_trace": (("v_time", "v_neuron"), rec.v_trace, {"units": "mV"}),
-        "dt": scalar(rec.dt, "ms"),
-        "n_steps": scalar(rec.n_steps, "1", np.int64),
-    }
-    coords = {
-        "iteration": ("iteration", np.arange(n_iter, dtype=np.int64)),
-        "snapshot": ("snapshot", snaps["iterations"]),
-        "v_time": ("v_time", v_time, {"units": "ms"}),
-        "v_neuron": ("v_neuron", rec.v_neurons.astype(np.int64)),
-        "neuron": ("neuron", np.arange(rec.is_excitatory.size, dtype=np.int64)),
-    }
-    attrs = {"method": p["method"], "conn_method": p["conn_method"], "n_rec": int(p["n_rec"]), "mode": p["mode"],
-             "resumed_from_iteration": int(rec.resumed_from)}
-    return xr.Dataset(data, coords=coords, attrs=attrs)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import click
 
-from diffbrain.experiments.base import REQUIRED
 from diffbrain.network.config import ALL_PARAMS
+from diffbrain.params import REQUIRED
 
 
 def _flag(name: str) -> str:
