@@ -12,6 +12,7 @@ and on accelerators (whose brainevent kernels are native), the projection falls 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import shutil
@@ -53,6 +54,20 @@ void event_csr_forward(const BE::Tensor spikes, const BE::Tensor indptr, const B
 """
 
 
+_choice: list[bool | None] = [None]
+
+
+@contextlib.contextmanager
+def kernel_choice(native: bool | None):
+    """Within the block, :func:`propagate` calls without an explicit ``native`` use this choice
+    (None: the native kernel where available). The choice is baked into programs traced inside."""
+    _choice.append(native)
+    try:
+        yield
+    finally:
+        _choice.pop()
+
+
 @functools.cache
 def native_available() -> bool:
     """Compile (once per machine, cached by brainevent) and register the CPU kernel; False if impossible."""
@@ -77,7 +92,11 @@ def propagate(spikes, indptr, indices, weights, n_post: int, native: bool | None
     """
     spikes = jnp.asarray(spikes)
     if native is None:
+        native = _choice[-1]
+    if native is None:
         native = native_available()
+    elif native and not native_available():
+        raise RuntimeError("the native event kernel is not available here (no C++ compiler or not a CPU)")
     if native:
         lead = spikes.shape[:-1]
         call = jax.ffi.ffi_call(f"{_MODULE}.{_FUNCTION}", jax.ShapeDtypeStruct((*lead, n_post), jnp.float32),

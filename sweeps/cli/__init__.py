@@ -17,6 +17,7 @@ COMMANDS = {
     "simulate": "sweeps.cli.neuron:simulate",
     "fit": "sweeps.cli.neuron:fit",
     "train": "sweeps.cli.network:train",
+    "simulate-network": "sweeps.cli.simulate_network:simulate_network",
     "sweep": "sweeps.cli.sweep:sweep",
     "report": "sweeps.cli.report:report",
     "demo": "sweeps.cli.demo:demo",
