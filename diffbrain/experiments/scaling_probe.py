@@ -23,7 +23,7 @@ PARAMS = (
     Param("batch_size", int, 32, "trials per step", low=1),
     Param("conn_method", str, "dense", "recurrent connectivity", choices=CONN_METHODS),
     Param("conn_prob", float, 0.2, "connection probability (rand, gaussian)", positive=True, high=1.0),
-    Param("sparse_impl", str, "event", "sparse operator", choices=SPARSE_IMPLS),
+    Param("sparse_impl", str, "auto", "sparse operator (auto: from the measured crossover)", choices=SPARSE_IMPLS),
     Param("steps", int, 5, "timed training steps (k)", low=1),
     Param("warmup", int, 1, "untimed steps after compiling", low=0),
     Param("etrace_decay", float, 0.99, "ES-D-RTRL decay (expsm_diag)", positive=True, high=0.99999),
