@@ -114,3 +114,20 @@ def ensure_fits(est: MemoryEstimate, limit_bytes: int | None = None, field: str 
 def _parts(est: MemoryEstimate) -> str:
     parts = [(k, v) for k, v in est.as_dict().items() if k != "total" and v]
     return ", ".join(f"{k} {v / GB:.2f}" for k, v in parts)
+
+
+def network_estimate(cfg, n_in: int, n_out: int, method: str = "simulation", batch: int = 1,
+                     n_steps: int = 0) -> MemoryEstimate:
+    """The estimate of an E/I network configuration (:class:`NetworkConfig`) before it is built: expected
+    synapse count, the operator ``sparse_impl`` resolves to, and what ``method`` keeps for training."""
+    from diffbrain.network.connectivity import expected_synapses
+    from diffbrain.network.crossover import choose_impl
+
+    nnz = expected_synapses(cfg)
+    impl = cfg.sparse_impl
+    if cfg.conn_method == "dense":
+        impl = "dense"
+    elif impl == "auto":
+        impl = choose_impl(method, cfg.n_rec, nnz / cfg.n_rec**2)
+    return estimate(cfg.n_rec, nnz, n_in=n_in, n_out=n_out, states_per_neuron=5, batch=batch, method=method,
+                    n_steps=n_steps, impl=impl)

@@ -231,6 +231,10 @@ class EINetwork(brainstate.nn.Module):
         (weights or their gradients); sparse ones stay non-zero vectors."""
         return {k: np.asarray(values[k]) for k in ("ff", "exc", "inh", "readout")}
 
+    def structure_bytes(self) -> int:
+        """Host bytes of the recurrent structures (CSR indices and pointers; 0 for dense)."""
+        return self.exc.structure.nbytes + self.inh.structure.nbytes
+
     def is_excitatory(self) -> np.ndarray:
         return np.arange(self.n_rec) < self.n_exc
 

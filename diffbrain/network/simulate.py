@@ -148,14 +148,9 @@ class GifDrive:
 
 def gif_memory_estimate(cfg, n_input: int) -> MemoryEstimate:
     """Bytes of the E/I GIF network before it is built (expected synapse count)."""
-    from diffbrain.network.connectivity import expected_synapses
-    from diffbrain.network.crossover import choose_impl
-    from diffbrain.network.memory import estimate
+    from diffbrain.network.memory import network_estimate
 
-    nnz = expected_synapses(cfg)
-    impl = "dense" if cfg.conn_method == "dense" else (
-        cfg.sparse_impl if cfg.sparse_impl != "auto" else choose_impl("simulation", cfg.n_rec, nnz / cfg.n_rec**2))
-    return estimate(cfg.n_rec, nnz, n_in=n_input, n_out=2, states_per_neuron=5, method="simulation", impl=impl)
+    return network_estimate(cfg, n_input, 2, "simulation")
 
 
 def simulate_gif(cfg, drive: GifDrive, seed: int, duration_ms: float, max_chunk: int = 1000,

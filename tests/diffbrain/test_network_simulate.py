@@ -169,3 +169,9 @@ def test_rand_structure_is_deterministic_for_the_benchmark():
     a = random_structure(1000, 0.02, np.random.default_rng(9))
     b = random_structure(1000, 0.02, np.random.default_rng(9))
     assert np.array_equal(a.indices, b.indices)
+
+
+def test_train_network_refuses_a_network_that_cannot_fit():
+    with pytest.raises(BadInput) as info:
+        get("train-network")({"n_rec": 2_000_000, "conn_method": "dense", "iterations": 1})
+    assert info.value.field == "n_rec" and "GB" in str(info.value)
