@@ -22,8 +22,9 @@ import jax.numpy as jnp
 
 log = logging.getLogger(__name__)
 
-_MODULE = "diffbrain_events_v1"
+_MODULE = "diffbrain_events_v2"
 _FUNCTION = "event_csr_forward"
+_FUNCTIONS = [_FUNCTION, "event_csr_grad_weights", "csr_grad_events"]
 _SOURCE = r"""
 #include "brainevent/common.h"
 #include <cstdint>
@@ -48,6 +49,50 @@ void event_csr_forward(const BE::Tensor spikes, const BE::Tensor indptr, const B
         for (int64_t i = 0; i < n_pre; ++i) {
             if (!sb[i]) continue;
             for (int32_t j = ip[i]; j < ip[i + 1]; ++j) ob[ix[j]] += w[j];
+        }
+    }
+}
+
+// dw[j] = sum over b of [spikes[b, pre(j)] != 0] * ct[b, indices[j]]  (event-driven: spiking rows only)
+void event_csr_grad_weights(const BE::Tensor spikes, const BE::Tensor indptr, const BE::Tensor indices,
+                            const BE::Tensor ct, BE::Tensor dw) {
+    const int64_t n_pre = indptr.numel() - 1;
+    const int64_t batch = n_pre > 0 ? spikes.numel() / n_pre : 0;
+    const int64_t n_post = batch > 0 ? ct.numel() / batch : 0;
+    const uint8_t* s = static_cast<const uint8_t*>(spikes.data_ptr());
+    const int32_t* ip = static_cast<const int32_t*>(indptr.data_ptr());
+    const int32_t* ix = static_cast<const int32_t*>(indices.data_ptr());
+    const float* c = static_cast<const float*>(ct.data_ptr());
+    float* g = static_cast<float*>(dw.data_ptr());
+    std::memset(g, 0, sizeof(float) * dw.numel());
+    for (int64_t b = 0; b < batch; ++b) {
+        const uint8_t* sb = s + b * n_pre;
+        const float* cb = c + b * n_post;
+        for (int64_t i = 0; i < n_pre; ++i) {
+            if (!sb[i]) continue;
+            for (int32_t j = ip[i]; j < ip[i + 1]; ++j) g[j] += cb[ix[j]];
+        }
+    }
+}
+
+// dx[b, i] = sum over j in row i of weights[j] * ct[b, indices[j]]  (the product's transpose)
+void csr_grad_events(const BE::Tensor indptr, const BE::Tensor indices, const BE::Tensor weights,
+                     const BE::Tensor ct, BE::Tensor dx) {
+    const int64_t n_pre = indptr.numel() - 1;
+    const int64_t batch = n_pre > 0 ? dx.numel() / n_pre : 0;
+    const int64_t n_post = batch > 0 ? ct.numel() / batch : 0;
+    const int32_t* ip = static_cast<const int32_t*>(indptr.data_ptr());
+    const int32_t* ix = static_cast<const int32_t*>(indices.data_ptr());
+    const float* w = static_cast<const float*>(weights.data_ptr());
+    const float* c = static_cast<const float*>(ct.data_ptr());
+    float* d = static_cast<float*>(dx.data_ptr());
+    for (int64_t b = 0; b < batch; ++b) {
+        const float* cb = c + b * n_post;
+        float* db = d + b * n_pre;
+        for (int64_t i = 0; i < n_pre; ++i) {
+            float acc = 0.0f;
+            for (int32_t j = ip[i]; j < ip[i + 1]; ++j) acc += w[j] * cb[ix[j]];
+            db[i] = acc;
         }
     }
 }
@@ -76,7 +121,7 @@ def native_available() -> bool:
     try:
         import brainevent
 
-        brainevent.load_cpp_inline(name=_MODULE, cpp_sources=_SOURCE, functions=[_FUNCTION],
+        brainevent.load_cpp_inline(name=_MODULE, cpp_sources=_SOURCE, functions=_FUNCTIONS,
                                    extra_cflags=["-O3"])
         return True
     except Exception as exc:  # no working compiler or headers: brainevent's own operator still works
@@ -106,3 +151,38 @@ def propagate(spikes, indptr, indices, weights, n_post: int, native: bool | None
 
     csr = brainevent.CSR((weights, indices, indptr), shape=(indptr.shape[0] - 1, n_post))
     return brainevent.BinaryArray(spikes != 0) @ csr
+
+
+def _call(name: str, shape, *args):
+    return jax.ffi.ffi_call(f"{_MODULE}.{name}", jax.ShapeDtypeStruct(shape, jnp.float32),
+                            vmap_method="sequential")(*args)
+
+
+@functools.cache
+def _event_matmul(n_post: int):
+    @jax.custom_vjp
+    def op(x, indptr, indices, weights):
+        return _call(_FUNCTION, (*x.shape[:-1], n_post), (x != 0).astype(jnp.uint8), indptr, indices, weights)
+
+    def fwd(x, indptr, indices, weights):
+        return op(x, indptr, indices, weights), (x, indptr, indices, weights)
+
+    def bwd(res, ct):
+        x, indptr, indices, weights = res
+        ct = ct.astype(jnp.float32)
+        dw = _call("event_csr_grad_weights", weights.shape, (x != 0).astype(jnp.uint8), indptr, indices, ct)
+        dx = _call("csr_grad_events", x.shape, indptr, indices, weights, ct).astype(x.dtype)
+        return dx, None, None, dw
+
+    op.defvjp(fwd, bwd)
+    return op
+
+
+def differentiable_propagate(x, indptr, indices, weights, n_post: int):
+    """``x @ W`` (0/1 ``x``) with gradients for BPTT: native kernels where available, else brainevent's."""
+    if native_available():
+        return _event_matmul(n_post)(jnp.asarray(x, dtype=jnp.float32), indptr, indices, weights)
+    import brainevent
+
+    csr = brainevent.CSR((weights, indices, indptr), shape=(indptr.shape[0] - 1, n_post))
+    return brainevent.BinaryArray(x) @ csr

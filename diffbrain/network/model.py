@@ -18,7 +18,8 @@ the input and the excitatory projection both drive the excitatory conductance.
 Every trainable product goes through a braintrace ETP operator (``braintrace.matmul`` /
 ``braintrace.sparse_matmul`` with ``weight_fn=abs``), so the same module trains by BPTT and online
 (D-RTRL, ES-D-RTRL). Sparse recurrent projections hold their weights on the non-zeros only: BPTT runs
-them event-driven through brainevent (``BinaryArray @ CSR``); the online path applies the CSR through
+them event-driven (:func:`diffbrain.network.events.differentiable_propagate`: native CPU kernels with
+their own gradient, else brainevent's ``BinaryArray @ CSR``); the online path applies the CSR through
 ``braintrace.sparse_matmul`` (float spikes); simulation without gradients (``method="simulation"``)
 uses the forward-only event kernel of :mod:`diffbrain.network.events`. ``sparse_impl="auto"`` picks the
 event-driven or the masked dense operator from the measured crossover (:mod:`diffbrain.network.crossover`).
@@ -39,7 +40,7 @@ import numpy as np
 from diffbrain.network.config import NetworkConfig
 from diffbrain.network.connectivity import InitialWeights, Structure, initial_weights, recurrent_structures
 from diffbrain.network.crossover import choose_impl
-from diffbrain.network.events import propagate
+from diffbrain.network.events import differentiable_propagate, propagate
 
 PROJECTION_IMPLS = ("dense", "event", "masked_dense")
 
@@ -92,7 +93,7 @@ class DaleProjection(brainstate.nn.Module):
         elif self.forward_only:
             g = propagate(x, self.indptr, self.indices, magnitude(w), self.structure.n_post)
         else:
-            g = brainevent.BinaryArray(x) @ self.csr.with_data(magnitude(w))
+            g = differentiable_propagate(x, self.indptr, self.indices, magnitude(w), self.structure.n_post)
         return g * u.siemens
 
     def online_sparse(self, x, w):
