@@ -68,6 +68,10 @@ def run(params: dict, ctx: RunContext):
     train_cfg = TrainConfig(method=params["method"], etrace_decay=params["etrace_decay"], remat=params["remat"],
                             lr=params["lr"], batch_size=params["batch_size"],
                             iterations=params["warmup"] + params["steps"])
+    from diffbrain.network.memory import ensure_fits, network_estimate
+
+    estimate = network_estimate(net_cfg, task_cfg.n_in, 2, params["method"], params["batch_size"], params["n_steps"])
+    ensure_fits(estimate, field="n_rec", what=f"the network of n_rec={params['n_rec']}")
     trainer = Trainer(net_cfg, task_cfg, train_cfg, seed=params["seed"])
     assert trainer.task.n_steps == params["n_steps"], (trainer.task.n_steps, params["n_steps"])
     stats = trainer.compile()
@@ -90,6 +94,8 @@ def run(params: dict, ctx: RunContext):
             "argument_bytes": scalar(stats.argument_bytes, "bytes", np.int64),
             "output_bytes": scalar(stats.output_bytes, "bytes", np.int64),
             "peak_rss_bytes": scalar(peak_rss_bytes(), "bytes", np.int64),
+            "estimated_bytes": scalar(estimate.total, "bytes", np.int64),
+            "structure_bytes": scalar(trainer.model.structure_bytes(), "bytes", np.int64),
             "device_peak_bytes": scalar(device_peak_bytes(devices), "bytes"),
             "loss": scalar(loss, "1"),
             "accuracy": scalar(acc, "1"),

@@ -36,11 +36,21 @@ class Crossover:
         return density <= self.max_density(n_rec)
 
 
+# Measured with bench/crossover.py on the 2-core development machine while it was shared (load 7-12),
+# each pair back to back: rand connectivity, dt 1 ms. simulation: the GIF network alone, one trial,
+# forward-only event kernel; bptt: batch 16, T 100, the native event kernels with their own gradient.
 CROSSOVER: dict[str, Crossover] = {
-    "simulation": Crossover(((100, 0.0), (400, 0.2), (1600, 1.0)), "placeholder"),
-    "bptt": Crossover(((100, 0.0), (400, 0.0), (1600, 0.05), (6400, 0.2)), "placeholder"),
-    "diag": Crossover(((100, 0.0), (1600, 0.0), (6400, 0.05)), "placeholder"),
-    "expsm_diag": Crossover(((100, 0.0), (1600, 0.0), (6400, 0.05)), "placeholder"),
+    # dense/event time per step, densities 0.01 / 0.05 / 0.2: n 100: 0.58 / 1.76 / 0.59 (noise at ~10 us);
+    # n 400: 2.2 / 1.9 / 0.48; n 1600: 9.7 / 15 / 22; n 6400: 64 / 36 / 48
+    "simulation": Crossover(((100, 0.0), (400, 0.05), (1600, 0.2), (6400, 0.2)), "bench/crossover.py, 2-core CPU"),
+    # n 100: 0.59 / 2.1 / 0.81 (sub-millisecond steps: dense kept); n 400: 3.4 / 2.0 / 0.64;
+    # n 1600: 3.4 / 4.8 / 0.33; n 6400: 6.2 / 2.7 / ~0.5 (event 0.87 s per time step against dense's 0.45)
+    "bptt": Crossover(((100, 0.0), (400, 0.05), (1600, 0.05), (6400, 0.05)), "bench/crossover.py, 2-core CPU"),
+    # not measured on this branch: the online path (braintrace's sparse product) is being rebuilt (issue 11),
+    # and before that its CSR product lost to dense at small sizes (27x for D-RTRL at n_rec 40); event-driven
+    # from 6400 neurons at density <= 0.01, where dense traces stop fitting
+    "diag": Crossover(((100, 0.0), (1600, 0.0), (6400, 0.01)), "not measured (issue 11 slots its figures in)"),
+    "expsm_diag": Crossover(((100, 0.0), (1600, 0.0), (6400, 0.01)), "not measured (issue 11 slots its figures in)"),
 }
 
 

@@ -16,7 +16,7 @@ from diffbrain.experiments import get
 from diffbrain.network.coba import CobaConfig, simulate
 from diffbrain.network.config import NetworkConfig
 from diffbrain.network.connectivity import fixed_in_structure, random_structure
-from diffbrain.network.events import native_available, propagate
+from diffbrain.network.events import differentiable_propagate, native_available, propagate
 from diffbrain.network.memory import MemoryEstimate, ensure_fits
 from diffbrain.network.model import EINetwork
 from diffbrain.network.simulate import SimulationRecord, cv_isi, firing_rates, packed_events, population_rate
@@ -32,6 +32,23 @@ def test_event_propagation_equals_dense_product(native):
     args = (jnp.asarray(s.indptr, jnp.int32), jnp.asarray(s.indices), jnp.asarray(w))
     out = jax.jit(lambda x: propagate(x, *args, 300, native=native))(jnp.asarray(spikes))
     np.testing.assert_allclose(np.asarray(out), spikes.astype(np.float32) @ s.to_dense(w), rtol=1e-6, atol=1e-6)
+
+
+@needs_native
+def test_differentiable_event_product_has_the_dense_gradients():
+    """The native BPTT operator: value, activity gradient (W ct) and weight gradient equal the dense ones."""
+    s = random_structure(60, 0.2, np.random.default_rng(0))
+    w = np.random.default_rng(1).random(s.nnz).astype(np.float32)
+    x = (np.random.default_rng(2).random((3, 60)) < 0.3).astype(np.float32)
+    ct = np.random.default_rng(3).standard_normal((3, 60)).astype(np.float32)
+    ptr, idx = jnp.asarray(s.indptr, jnp.int32), jnp.asarray(s.indices)
+    pre, post = (jnp.asarray(a) for a in s.pre_post())
+    sparse = lambda x, w: jnp.sum(differentiable_propagate(x, ptr, idx, w, 60) * ct)
+    dense = lambda x, w: jnp.sum((x @ jnp.zeros((60, 60)).at[pre, post].set(w)) * ct)
+    assert float(jax.jit(sparse)(x, w)) == pytest.approx(float(dense(x, w)), rel=1e-5)
+    (gx, gw), (hx, hw) = jax.jit(jax.grad(sparse, (0, 1)))(x, w), jax.grad(dense, (0, 1))(x, w)
+    np.testing.assert_allclose(gx, hx, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gw, hw, rtol=1e-5, atol=1e-5)
 
 
 def test_packed_events_round_trip():
