@@ -1,7 +1,9 @@
-"""Forward-only event-driven propagation through a CSR projection (simulation: no gradient needed).
+"""Event-driven propagation through a CSR projection: forward-only (simulation) and differentiable (BPTT).
 
 ``propagate(spikes, indptr, indices, weights, n_post)`` adds, for every spiking presynaptic row, its
-weights onto its targets: O(spikes x out-degree) work per step. On the CPU the kernel is a small C++
+weights onto its targets: O(spikes x out-degree) work per step. ``differentiable_propagate`` is the
+same product with a custom gradient for BPTT: the weight gradient visits the active rows only, the
+activity's gradient (``W ct``, the surrogate path) every synapse once per trial. On the CPU the kernel is a small C++
 loop compiled once per machine through brainevent's own kernel builder (``load_cpp_inline``) and called
 as a native XLA FFI target. brainevent's stock CPU operators (numba kernels) enter Python through a
 ctypes callback on every call, which measured ~40 us per call here: at dt = 0.1 ms that is 0.4 s per
