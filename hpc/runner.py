@@ -29,7 +29,17 @@ from pathlib import Path
 
 from submitit.helpers import Checkpointable
 
-from analysis.store import COMPLETE, FAILED, INCOMPLETE, read_point_attrs, remove_point, state_of, write_point
+from analysis.store import (
+    COMPLETE,
+    CORRUPT,
+    FAILED,
+    INCOMPLETE,
+    PointExists,
+    point_state,
+    read_point_attrs,
+    state_of,
+    write_point,
+)
 from diffbrain import experiments
 from diffbrain.experiments import RunContext
 from hpc import provenance
@@ -128,6 +138,9 @@ def run_point(store: str, work_dir: str, point_id: str, experiment: str, params:
     dataset = result if isinstance(result, xr.Dataset) else None
     try:
         write_point(store, point_id, dataset, record)
+    except PointExists as err:  # another task wrote it meanwhile: theirs stays
+        log(f"  {point_id}: {err}")
+        return state_of(read_point_attrs(store, point_id))
     except Exception:
         why = "the result could not be written:\n" + traceback.format_exc()
         record.update(status=FAILED, error=(error or "") + why)
@@ -186,19 +199,27 @@ def run_point_fresh(store: str, work_dir: str, point_id: str, experiment: str, p
     error = f"the point's process ended with {_describe_exit(code)} before writing a result; last output:\n{tail}"
     record = _record(point_id, experiment, params, started, provenance.now_iso(), float("nan"), FAILED, error)
     record["peak_rss_bytes"] = None  # the crashed process's peak is unknown
-    write_point(store, point_id, None, record)
+    try:
+        write_point(store, point_id, None, record)
+    except PointExists:
+        return state_of(read_point_attrs(store, point_id))
     return FAILED
 
 
-def _should_run(store: str, point_id: str, pack: Pack) -> bool:
-    attrs = read_point_attrs(store, point_id)
-    state = state_of(attrs)
-    if state == COMPLETE:
-        return False
-    if state == FAILED:
-        before = pack.retry_failed_before
-        return bool(before) and str(attrs.get("ended") or "") < before
-    return True
+def _should_run(store: str, point_id: str, pack: Pack) -> tuple[bool, str]:
+    """(run it?, why not): complete and corrupt points are never rerun here (a corrupt one is moved aside
+    by ``sweep resume --retry-corrupt`` before it is submitted again)."""
+    current = point_state(store, point_id)
+    if current is None or current.state == INCOMPLETE:
+        return True, ""
+    if current.state == COMPLETE:
+        return False, "already in the store: skipped"
+    if current.state == CORRUPT:
+        return False, f"corrupt ({current.reason}): left in place (sweep resume --retry-corrupt)"
+    before = pack.retry_failed_before
+    if before and str((current.attrs or {}).get("ended") or "") < before:
+        return True, ""
+    return False, "already in the store (failed): skipped"
 
 
 def run_pack(pack: Pack) -> dict[str, str]:
@@ -208,11 +229,11 @@ def run_pack(pack: Pack) -> dict[str, str]:
     log(f"pack of {n} points -> {pack.store} (host {provenance.host()}, job {provenance.job_id()}, "
         f"restart {provenance.restart_count()})")
     for i, (point_id, experiment, params) in enumerate(pack.points, 1):
-        if not _should_run(pack.store, point_id, pack):
+        run, why = _should_run(pack.store, point_id, pack)
+        if not run:
             outcome[point_id] = "skipped"
-            log(f"[{i}/{n}] {point_id} already in the store: skipped")
+            log(f"[{i}/{n}] {point_id} {why}")
             continue
-        remove_point(pack.store, point_id)  # an incomplete or retried group is replaced
         log(f"[{i}/{n}] {point_id} {experiment} starts")
         t0 = time.perf_counter()
         runner = run_point_fresh if experiments.get(experiment).fresh_process else run_point
