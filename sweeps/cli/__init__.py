@@ -48,11 +48,11 @@ def cli():
 
 def bad_input_types() -> tuple[type[BaseException], ...]:
     """Exception types that mean 'the user gave bad input' (exit 2, one line)."""
-    from analysis.errors import BadStore
+    from analysis.errors import BadPath, BadStore
     from diffbrain.errors import BadInput
     from sweeps.errors import SpecError
 
-    return (BadInput, BadStore, SpecError)
+    return (BadInput, BadStore, BadPath, SpecError)
 
 
 def main(argv: list[str] | None = None) -> None:
