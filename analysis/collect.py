@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from analysis.errors import BadStore, CorruptPoint
+from analysis.errors import BadStore, CorruptPoint, CorruptPointsWarning
 from analysis.paths import local_store
 from analysis.store import (
     COMPLETE,
@@ -378,7 +378,7 @@ def open_sweep(path: str | os.PathLike, include: str = "complete"):
         shown = "; ".join(f"{pid}: {why}" for pid, why in list(corrupt.items())[:5])
         warnings.warn(f"{path}: {len(corrupt)} corrupt point(s) left out ({shown}"
                       f"{'; ...' if len(corrupt) > 5 else ''}); `diffbrain sweep resume --retry-corrupt` "
-                      "moves them aside and computes them again", stacklevel=2)
+                      "moves them aside and computes them again", CorruptPointsWarning, stacklevel=2)
     if not ids:
         raise BadStore(path, f"has no {'complete ' if include == 'complete' else ''}points "
                        f"({len(cat.points)} point groups in all"

@@ -44,3 +44,7 @@ class CorruptPoint(BadStore):
         super().__init__(store, f"point {point_id} is corrupt ({reason})",
                          "run `diffbrain sweep resume SWEEP.toml --retry-corrupt` to move it aside to "
                          "points/.corrupt/ and compute it again")
+
+
+class CorruptPointsWarning(UserWarning):
+    """``open_sweep`` left out corrupt points (named in the message and in ``attrs["corrupt_points"]``)."""

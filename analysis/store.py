@@ -20,7 +20,6 @@ Reading states uses only ``json`` and ``os`` (no zarr/xarray import) so that ``s
 from __future__ import annotations
 
 import json
-import math
 import os
 import zlib
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ from typing import Any
 
 from analysis import atomic
 from analysis.errors import BadStore, CorruptPoint
+from analysis.jsonsafe import strict
 from analysis.paths import check_writable, local_store, os_problem, user_path
 
 LAYOUT_VERSION = 1
@@ -130,7 +130,7 @@ def create_store(path: str | os.PathLike, sweep: Mapping[str, Any], provenance: 
     import zarr
 
     path = check_writable(path, "store")
-    attrs = _strict({"diffbrain_store_layout": LAYOUT_VERSION, "sweep": dict(sweep), **dict(provenance)})
+    attrs = strict({"diffbrain_store_layout": LAYOUT_VERSION, "sweep": dict(sweep), **dict(provenance)})
     if store_exists(path):
         old = store_attrs(path)
         old_exp = old.get("sweep", {}).get("experiment")
@@ -292,17 +292,6 @@ def _clean_attrs(attrs: Mapping[str, Any]) -> dict:
     return {k: v for k, v in attrs.items() if k not in POINT_KEYS}
 
 
-def _strict(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by None, so that it is strict JSON (``null``, never NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    return value
-
-
 def _refuse_existing(store: Path, point_id: str) -> None:
     current = point_state(store, point_id)
     if current is not None and current.state in (COMPLETE, CORRUPT):
@@ -322,7 +311,7 @@ def write_point(path: str | os.PathLike, point_id: str, dataset, record: Mapping
 
     if record.get("status") not in STATES:
         raise ValueError(f"record status must be one of {STATES}, got {record.get('status')!r}")
-    record = _strict(dict(record))
+    record = strict(dict(record))
     json.dumps(record, allow_nan=False)  # fail before touching the store if not JSON-serialisable
     store = Path(path)
     store_attrs(store)

@@ -77,7 +77,8 @@ class Param:
         )
         if not ok:
             raise ParamError(key, f"expected {kind.__name__}, got {type(value).__name__} {value!r}",
-                             f"give a {kind.__name__}" + (f" ({self.help})" if self.help else ""))
+                             ("give an int" if kind is int else f"give a {kind.__name__}")
+                             + (f" ({self.help})" if self.help else ""))
         if kind is float:
             value = float(value)
             if not math.isfinite(value):

@@ -57,6 +57,7 @@ class Pack:
     work_dir: str
     points: tuple[tuple[str, str, dict], ...]
     retry_failed_before: str | None = None
+    setup: tuple[str, ...] = ()  # shell lines run before the pack's process starts (local executor)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -64,7 +65,7 @@ class Pack:
     @classmethod
     def from_json(cls, data: dict) -> Pack:
         return cls(data["store"], data["work_dir"], tuple(tuple(p) for p in data["points"]),
-                   data.get("retry_failed_before"))
+                   data.get("retry_failed_before"), tuple(data.get("setup") or ()))
 
 
 def log(message: str) -> None:
@@ -158,11 +159,27 @@ def _describe_exit(code: int) -> str:
     return f"exit status {code}"
 
 
-def run_in_process_child(payload: dict, what: str) -> tuple[int, str]:
-    """Run :mod:`hpc.point_process` with ``payload``; its stderr goes on to ours (last lines kept)."""
+SETUP_DONE = "diffbrain: setup lines done"
+
+
+def _command(setup: tuple[str, ...]) -> list[str]:
+    """``python -m hpc.point_process``, behind the ``setup`` lines in one shell when there are some (so that
+    what they set, e.g. ``module load``, reaches the process); their output goes to the task log."""
+    if not setup:
+        return [sys.executable, "-m", "hpc.point_process"]
+    shell = shutil.which("bash") or "/bin/sh"
+    script = "\n".join(["set -e", "{", *setup, "} </dev/null", f'echo "{SETUP_DONE}" >&2',
+                        'exec "$0" -m hpc.point_process'])
+    return [shell, "-c", script, sys.executable]
+
+
+def run_in_process_child(payload: dict, what: str, setup: tuple[str, ...] = ()) -> tuple[int, str]:
+    """Run :mod:`hpc.point_process` with ``payload`` (after the ``setup`` shell lines); its stderr goes on
+    to ours (last lines kept)."""
     env = dict(os.environ, DIFFBRAIN_PARENT_PID=str(os.getpid()))
-    proc = subprocess.Popen([sys.executable, "-m", "hpc.point_process"], stdin=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    if setup:
+        log(f"  {what}: running {len(setup)} setup line(s)")
+    proc = subprocess.Popen(_command(setup), stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     tail: collections.deque[str] = collections.deque(maxlen=40)
 
     def forward():
@@ -243,8 +260,22 @@ def run_pack(pack: Pack) -> dict[str, str]:
 
 
 def run_pack_fresh(pack: Pack) -> dict[str, str]:
-    """Run ``pack`` in a new Python process (one process and one compilation per pack, as on SLURM)."""
-    run_in_process_child({"kind": "pack", "pack": pack.to_json()}, f"pack of {len(pack.points)}")
+    """Run ``pack`` in a new Python process (one process and one compilation per pack, as on SLURM), after
+    its setup lines; if a setup line fails, the pack's points are recorded as failed with its output."""
+    started = provenance.now_iso()
+    code, tail = run_in_process_child({"kind": "pack", "pack": pack.to_json()}, f"pack of {len(pack.points)}",
+                                      pack.setup)
+    if pack.setup and code != 0 and SETUP_DONE not in tail:
+        error = (f"a setup line failed before the pack ran ({_describe_exit(code)}); setup lines: "
+                 f"{list(pack.setup)}; output:\n{tail}")
+        for point_id, experiment, params in pack.points:
+            if point_state(pack.store, point_id) is None:
+                record = _record(point_id, experiment, params, started, provenance.now_iso(), None, FAILED, error)
+                record["peak_rss_bytes"] = None
+                try:
+                    write_point(pack.store, point_id, None, record)
+                except PointExists:
+                    pass
     return {pid: state_of(read_point_attrs(pack.store, pid)) for pid, _, _ in pack.points}
 
 
