@@ -124,6 +124,11 @@ class StoreLock:
     def _break_if_stale(self) -> dict:
         """The current owner; a stale lock is moved aside and removed (then the caller tries again)."""
         owner = _read_owner(self.path)
+        for _ in range(20):  # a holder between its mkdir and writing owner.json: give it a moment
+            if owner or not self.path.exists():
+                break
+            time.sleep(0.05)
+            owner = _read_owner(self.path)
         if not _holder_gone(self.path, owner):
             return owner
         aside = atomic.temp_sibling(self.path, "stale")

@@ -190,8 +190,11 @@ def run_in_process_child(payload: dict, what: str, setup: tuple[str, ...] = ()) 
     reader = threading.Thread(target=forward, daemon=True)
     reader.start()
     try:
-        proc.stdin.write(json.dumps(payload))
-        proc.stdin.close()
+        try:
+            proc.stdin.write(json.dumps(payload))
+            proc.stdin.close()
+        except BrokenPipeError:  # the process ended before reading its job (a failing setup line)
+            pass
         code = proc.wait()
     finally:  # a requeue signal raises SystemExit in this process: never leave the child behind
         if proc.poll() is None:

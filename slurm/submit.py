@@ -17,6 +17,7 @@ Every submission is recorded (``slurm.jobs``) before this returns, so that statu
 from __future__ import annotations
 
 import os
+import shlex
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -89,10 +90,12 @@ def _submit_local(resources: Resources, packs: list[Pack], jobs_dir: Path) -> tu
     lanes = local_lanes(packs, resources)
     folder = _folder(jobs_dir)
     executor = submitit.LocalExecutor(folder=folder, max_num_timeout=resources.max_requeues)
-    # `trap '' HUP`: the jobs outlive the terminal that submitted them (an ignored signal stays ignored)
+    # `trap '' HUP`: the jobs outlive the terminal that submitted them (an ignored signal stays ignored);
+    # the controllers' own output goes to a file in the submission folder, never to that terminal
+    controller_log = shlex.quote(str(folder / "controllers.log"))
     executor.update_parameters(timeout_min=resources.timeout_min * max(len(lane) for lane in lanes),
                                gpus_per_node=resources.gpus_per_node, signal_delay_s=resources.signal_delay(),
-                               setup=["trap '' HUP"])
+                               setup=["trap '' HUP", f"exec >>{controller_log} 2>&1 </dev/null"])
     jobs = executor.submit_array([PackRunner(lane, fresh_packs=True) for lane in lanes])
     records = []
     for job, lane in zip(jobs, lanes, strict=True):

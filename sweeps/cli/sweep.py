@@ -210,7 +210,7 @@ def _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wai
     submitted, refused = [], None
     try:
         with control.signals_raise(), control.store_lock(sweep, command, wait_lock):
-            state = control.sweep_state(sweep, points)
+            state = control.sweep_state(sweep, points, deep=retry_corrupt)  # repairing: check every file
             for note in state.view.notes if state.view else []:
                 click.echo(f"note: {note}", err=True)
             counts = state.counts()
@@ -271,7 +271,8 @@ def submit_options(func):
     func = click.option("--wait-lock", type=click.FloatRange(min=0), default=0.0, show_default=True,
                         metavar="SECONDS", help="wait this long for another submit of the store to end")(func)
     func = click.option("--retry-corrupt", is_flag=True,
-                        help="move corrupt points aside to points/.corrupt/ and compute them again")(func)
+                        help="check every stored file; move corrupt points aside to points/.corrupt/ and "
+                             "compute them again")(func)
     func = click.option("--retry-failed", is_flag=True, help="also rerun points recorded as failed")(func)
     return size_options(func)
 
