@@ -28,6 +28,8 @@ VIRTUAL_FS = frozenset({"proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup
 
 def user_path(value: Any, field: str) -> Path:
     """``value`` (a str or path-like from the user) as a :class:`Path`; :class:`BadPath` if it cannot be one."""
+    if isinstance(value, str) and not value.strip():
+        raise BadPath(field, "empty path", "give a file or folder path")
     if isinstance(value, Path):
         path = value
     elif isinstance(value, (str, os.PathLike)):
