@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from analysis import atomic
-from analysis.errors import BadPath, BadStore, CorruptPointsWarning
+from analysis.errors import BadStore, CorruptPointsWarning
 from analysis.paths import check_writable, user_path
 
 SUMMARY = "summary.md"
@@ -59,11 +59,9 @@ class Report:
 
 
 def check_output(out: str | Path) -> Path:
-    """``out`` may be absent, an empty folder, or an earlier report (replaced as a whole); else :class:`BadOutput`."""
-    try:
-        out = check_writable(out, "--out", kind="path")
-    except BadPath as err:
-        raise BadOutput(out, err.problem, err.fix) from None
+    """``out`` may be absent, an empty folder, or an earlier report (replaced as a whole); else :class:`BadOutput`
+    (or :class:`BadPath` for a location that can never be written)."""
+    out = check_writable(out, "--out", kind="path")  # BadPath: under /proc, under a file, a NUL byte
     if out.exists() and not out.is_dir():
         raise BadOutput(out, "exists and is not a folder", "give a new folder for the report")
     if out.is_dir() and any(out.iterdir()):

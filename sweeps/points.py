@@ -194,7 +194,9 @@ def iter_points(sweep: Sweep, with_optional: bool = False) -> Iterator[Point]:
             except ParamError as err:
                 root = err.field.split(".")[0]
                 key = f"{_section_of(sweep, root)}.{err.field}" if root in slot else err.field
-                raise SpecError(f"{key} of point {pid} ({_spelled(params, sweep)})", err.problem, err.fix) from None
+                spelled = _spelled(params, sweep)
+                raise SpecError(f"{key} of point {pid}" + (f" ({spelled})" if spelled else ""), err.problem,
+                                err.fix) from None
         resources = sweep.resources
         for override in sweep.overrides:
             if _matches(params, override.match):

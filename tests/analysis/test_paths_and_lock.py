@@ -14,7 +14,7 @@ from analysis.collect import consolidate, open_sweep
 from analysis.errors import BadPath
 from analysis.lock import STALE_AFTER_S, LockBusy, StoreLock, lock_path_for
 from analysis.paths import check_writable, local_store, user_path
-from analysis.report import BadOutput, build_report
+from analysis.report import build_report
 from analysis.store import create_store, point_states, write_point
 
 ODD = ["t#1", "t?x=1", "t;y", "t with spaces", "tëst-αβ", "t#1?a;b é"]
@@ -63,7 +63,7 @@ def test_report_out_with_url_characters(tmp_path):
     assert (out / "summary.md").is_file() and report.out == out
     assert (tmp_path / "t" / "notes.txt").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep #1?a;b é", "s.zarr", "t"]
-    with pytest.raises(BadOutput, match="virtual file system"):
+    with pytest.raises(BadPath, match="--out: /proc/report is on the proc virtual file system"):
         build_report(store, "/proc/report")
 
 
