@@ -21,6 +21,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+_TEMP_NAME = re.compile(r"\.(.+)\.([a-z]+)-(.+)-(\d+)-([0-9a-f]{8})")  # .<final>.<purpose>-<host>-<pid>-<rand>
+
 
 def _host() -> str:
     return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
@@ -89,6 +91,25 @@ def remove_stale_temps(final: Path) -> list[Path]:
         if host == _host() and (pid == os.getpid() or not _alive(pid)):
             if pid == os.getpid():
                 continue  # ours, still in use by this process
+            remove_temp(Path(entry.path), final)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def remove_temps_of(folder: Path, finals: set[str]) -> list[Path]:
+    """Remove the temporary siblings, in ``folder``, of the entries named in ``finals`` (whoever made them:
+    call it only when the caller is now the one writer of those entries); one listing of ``folder``."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.fullmatch(entry.name)
+        if match is None or match.group(1) not in finals:
+            continue
+        final = Path(folder) / match.group(1)
+        if is_temp_sibling(Path(entry.path), final):
             remove_temp(Path(entry.path), final)
             removed.append(Path(entry.path))
     return removed

@@ -37,6 +37,7 @@ from analysis.store import (
     PointExists,
     point_state,
     read_point_attrs,
+    remove_leftovers,
     state_of,
     write_point,
 )
@@ -248,6 +249,8 @@ def run_pack(pack: Pack) -> dict[str, str]:
     n = len(pack.points)
     log(f"pack of {n} points -> {pack.store} (host {provenance.host()}, job {provenance.job_id()}, "
         f"restart {provenance.restart_count()})")
+    for leftover in remove_leftovers(pack.store, [p[0] for p in pack.points]):
+        log(f"removed {leftover.name}, left by an earlier attempt that was killed while writing")
     for i, (point_id, experiment, params) in enumerate(pack.points, 1):
         run, why = _should_run(pack.store, point_id, pack)
         if not run:

@@ -35,6 +35,7 @@ class Experiment:
     must_be_finite: tuple[str, ...] = ("loss",)
     check: Callable[[Mapping[str, Any]], None] | None = None
     _by_name: dict = field(init=False, repr=False, compare=False)
+    _checked: tuple = field(init=False, repr=False, compare=False)  # params with a path or check
 
     def __post_init__(self):
         params = tuple(self.params)
@@ -42,6 +43,7 @@ class Experiment:
             params += (Param("seed", int, 0, "random seed of the point", low=0),)
         object.__setattr__(self, "params", params)
         object.__setattr__(self, "_by_name", {p.name: p for p in params})
+        object.__setattr__(self, "_checked", tuple(p for p in params if p.path or p.check is not None))
 
     def param(self, name: str) -> Param:
         if name not in self._by_name:
@@ -68,7 +70,7 @@ class Experiment:
     @property
     def has_point_checks(self) -> bool:
         """Whether :meth:`check_point` does anything beyond :meth:`validate` (else callers may skip it)."""
-        return self.check is not None or any(p.path or p.check is not None for p in self.params)
+        return self.check is not None or bool(self._checked)
 
     def check_point(self, params: Mapping[str, Any]) -> None:
         """Check what a point's string parameters mean (files that must exist, text that must parse for the
@@ -77,9 +79,8 @@ class Experiment:
         ``params`` are canonical (:meth:`validate` output). Raises :class:`ParamError` whose ``field`` is
         the parameter's name. ``sweep plan`` and ``sweep submit`` run it for every point; a run does too.
         """
-        for p in self.params:
-            if p.path or p.check is not None:
-                p.check_value(params.get(p.name, p.default), params)
+        for p in self._checked:
+            p.check_value(params.get(p.name, p.default), params)
         if self.check is not None:
             self.check(params)
 

@@ -94,8 +94,19 @@ def fixed_from_text(model_name: str, text: str, field: str = "fixed") -> dict[st
     return fixed
 
 
+@lru_cache(maxsize=1024)
+def _fixed_problem(model_name: str, text: str) -> ParamError | None:
+    try:
+        fixed_from_text(model_name, text)
+    except ParamError as err:
+        return err
+    return None
+
+
 def _check_fixed(text: str, params: Mapping) -> None:
-    fixed_from_text(params["model"], text)
+    err = _fixed_problem(params["model"], text)
+    if err is not None:
+        raise err
 
 
 @lru_cache(maxsize=256)

@@ -129,7 +129,9 @@ def test_writer_killed_while_rewriting_leaves_the_old_point_intact(tmp_path, whe
         assert sorted(ds.point.values) == (["done"] if include == "complete" else ["done", "killed"])
     write_point(path, "killed", small(4.0), record())  # rerunning the point replaces the failed group
     assert point_states(path)["killed"] == "complete"
-    assert not list((path / "points").glob(".killed.*"))  # the dead writer's temporary folder is gone too
+    leftovers = list((path / "points").glob(".killed.writing-*"))
+    assert store.remove_leftovers(path, ["killed", "done"]) == leftovers  # the runner's clean-up of its points
+    assert sorted(p.name for p in (path / "points").iterdir()) == ["done", "killed", "zarr.json"]
     assert float(xr.open_zarr(local_store(path / "points" / "killed"), consolidated=False)["value"]) == 4.0
 
 
