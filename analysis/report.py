@@ -165,6 +165,7 @@ def build_report(store: str | Path, out: str | Path, scheduler: str | None = Non
                + ("; ..." if len(corrupt) > 5 else ""))
     counts = _status_counts(store)
     out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.remove_stale_temps(out)  # what an earlier report killed on this host left
     tmp = atomic.temp_sibling(out, "writing")
     tmp.mkdir()
     report = Report(out=out)

@@ -153,8 +153,9 @@ def store_lock(sweep: Sweep, command: str, wait_s: float = 0.0) -> Iterator[Stor
         lock.release()
 
 
-class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived: ``signal_name`` says which."""
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived: ``signal_name`` says which (a KeyboardInterrupt, so that no
+    ``except Exception`` on the way, e.g. a point recorded as failed, swallows it)."""
 
     def __init__(self, signal_name: str):
         self.signal_name = signal_name

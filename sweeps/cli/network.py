@@ -99,6 +99,8 @@ def train(out: Path, **flags):
         ds = get("train-network").run(checked, ctx)
 
     # written under temporary names, then renamed into place (an older run's outputs replaced only then)
+    for final in (out / "run.zarr", out / "figures"):
+        atomic.remove_stale_temps(final)  # what an earlier run killed on this host left
     with atomic.staged(out / "run.zarr") as zarr_tmp, atomic.staged(out / "figures") as fig_tmp:
         ds.to_zarr(local_store(zarr_tmp), mode="w-", consolidated=False)
         written, skipped = write_figures(ds, fig_tmp)

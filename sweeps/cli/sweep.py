@@ -10,6 +10,7 @@ SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from pathlib import Path
@@ -188,10 +189,12 @@ def _stop_message(submissions, why: str) -> str:
 
     if not submissions:
         return f"{why}: nothing had been started"
-    stopped, problems = control.stop_submissions(submissions)
-    text = f"{why}: stopped {_n(len(stopped), 'job')} this command had started"
+    _, problems = control.stop_submissions(submissions)  # those still running; then waits until none runs
+    total = sum(len(sub.jobs) for sub in submissions)
     if problems:
-        text += "; " + "; ".join(problems) + " (`diffbrain sweep cancel` stops them)"
+        text = f"{why}: " + "; ".join(problems) + " (`diffbrain sweep cancel` stops them)"
+    else:
+        text = f"{why}: stopped the {_n(total, 'job')} this command had started"
     return text + "; points they finished stay in the store, `diffbrain sweep resume` runs the rest"
 
 
@@ -207,7 +210,7 @@ def _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wai
     executor = _executor(sweep)
     made = control.outermost_missing(sweep.store.parent)  # folders a refused first submission removes again
     command = f"diffbrain sweep {'resume' if resume else 'submit'} {sweep_file}"
-    submitted, refused = [], None
+    submitted, refused, submitting = [], None, False
     try:
         with control.signals_raise(), control.store_lock(sweep, command, wait_lock):
             state = control.sweep_state(sweep, points, deep=retry_corrupt)  # repairing: check every file
@@ -227,8 +230,12 @@ def _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wai
                 click.echo(f"nothing to submit: {counts[control.COMPLETE]} complete, {counts[control.FAILED]} "
                            f"failed, {busy} queued or running of {len(points)} points" + "".join(hints))
             else:
-                with control.signals_deferred(lambda name: click.echo(
-                        f"\n{name}: stopping once the submission in progress is recorded", err=True)) as arrived:
+                # the debug executor runs the points here and now: a signal stops them (no jobs to stop)
+                deferred = contextlib.nullcontext([]) if executor == "debug" else control.signals_deferred(
+                    lambda name: click.echo(f"\n{name}: stopping once the submission in progress is recorded",
+                                            err=True))
+                with deferred as arrived:
+                    submitting = True
                     try:
                         submitted = control.submit_sweep(sweep, todo, executor, retry_failed)
                     except SubmitError as err:
@@ -243,7 +250,10 @@ def _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wai
                         ids = ", ".join(sub.array_ids) if sub.executor == "slurm" else f"{len(sub.jobs)} processes"
                         click.echo(f"  {sub.executor} {ids}: {_n(len(sub.jobs), 'job')} (logs in {sub.folder})")
     except control.Interrupted as sig:
-        click.echo(f"\ninterrupted ({sig.signal_name}) before anything was submitted", err=True)
+        what = ("the debug executor ran points in this process: those it finished are in the store, "
+                "`diffbrain sweep resume` runs the rest" if executor == "debug" and submitting
+                else "before anything was submitted")
+        click.echo(f"\ninterrupted ({sig.signal_name}) {what}", err=True)
         sys.exit(130)
     if refused is not None:
         control.remove_made_folders(sweep.store.parent, made)

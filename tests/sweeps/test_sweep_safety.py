@@ -102,8 +102,8 @@ def test_a_signal_to_submit_stops_the_local_jobs_it_started_and_says_so(tmp_path
     assert proc.returncode == 130, (out, err)
     assert "submitted 4 of 4 points to local" in out
     lines = [line for line in err.splitlines() if line.strip() and "complete," not in line]
-    assert lines == [f"{sig.name}: stopped waiting: stopped 2 jobs this command had started; points they finished "
-                     "stay in the store, `diffbrain sweep resume` runs the rest"], err
+    assert lines == [f"{sig.name}: stopped waiting: stopped the 2 jobs this command had started; points they "
+                     "finished stay in the store, `diffbrain sweep resume` runs the rest"], err
     assert not _our_processes(tmp_path / "out.jobs")  # truly stopped, not only said so
     assert not (tmp_path / "out.lock").exists()
 
