@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import sys
 from pathlib import Path
 
@@ -204,6 +205,8 @@ def _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wai
     from slurm.submit import SubmitError
     from sweeps import control
 
+    if math.isnan(wait_lock):
+        raise SpecError("--wait-lock", "nan seconds", "give a number of seconds >= 0")
     sweep, points = _load(sweep_file, variant, with_optional, flags, size)
     if resume and not store_exists(sweep.store):
         raise SpecError("store", f"{sweep.store} does not exist yet", "run `diffbrain sweep submit` first")
