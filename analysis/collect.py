@@ -360,7 +360,9 @@ def open_sweep(path: str | os.PathLike, include: str = "complete"):
 
     ``include``: "complete" (default), "failed" or "all" (complete and failed; failed points carry their
     status and error and NaN-filled data). Raises :class:`BadStore` for a path that is not a store, a
-    newer store layout, or (include="complete") a store without complete points.
+    damaged or newer store root, or (include="complete") a store without complete points. Corrupt points
+    are left out, named in ``attrs["corrupt_points"]`` and in a :class:`CorruptPointsWarning`; a chunk
+    that fails to decode when computed raises :class:`CorruptPoint` naming the point and the array.
     """
     import dask.array as da
     import numpy as np
