@@ -31,9 +31,11 @@ from typing import Any
 from analysis.errors import BadStore, CorruptPoint, CorruptPointsWarning
 from analysis.paths import local_store
 from analysis.store import (
+    CHECKSUMS,
     COMPLETE,
     CORRUPT,
     FAILED,
+    FILES,
     POINT_KEYS,
     POINTS,
     inspect_group,
@@ -166,7 +168,7 @@ def _scan_point(path: Path, point_id: str, stamp: list[int], verify: bool = Fals
     """Catalog entry of one point (+ its schema and labels) from its zarr.json files; a group that cannot
     be read as written gets ``corrupt`` (the reason) and no schema."""
     group_dir = path / POINTS / point_id
-    checked = inspect_group(group_dir, deep=verify)
+    checked = inspect_group(group_dir, CHECKSUMS if verify else FILES)
     entry = {"stamp": stamp, "attrs": checked.attrs or {}, "schema": None, "shapes": {}, "labels": {},
              "corrupt": checked.reason if checked.state == CORRUPT else None}
     if checked.state != COMPLETE:

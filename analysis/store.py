@@ -9,8 +9,10 @@ any moment leaves the point absent (or as it was), never half-written, and every
 A complete (or corrupt) point is never replaced: :func:`write_point` refuses it.
 
 A point group is ``complete`` / ``failed`` (its marker), ``incomplete`` (no marker: a group from an older
-toolkit that was killed while writing) or ``corrupt``: metadata that does not parse, a file of its manifest
-missing or of another size (``deep``: another checksum), an array whose metadata does not parse.
+toolkit that was killed while writing) or ``corrupt``. How hard to look is the ``check`` level: ``marker``
+(the group's zarr.json only: missing with files beside it, or not parsing, is corrupt; what waiting and
+``plan`` use), ``files`` (also every file of its manifest present with the size written; ``status``,
+``submit``), ``checksums`` (also every file's CRC-32, which reads the whole store; ``--verify``).
 :func:`move_corrupt_aside` moves a corrupt group to ``points/.corrupt/<id>``; nothing here deletes one.
 
 Reading states uses only ``json`` and ``os`` (no zarr/xarray import) so that ``sweep plan`` and
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis import atomic
-from analysis.errors import BadStore, CorruptPoint
+from analysis.errors import BadStore
 from analysis.jsonsafe import strict
 from analysis.paths import check_writable, local_store, os_problem, user_path
 
@@ -37,6 +39,7 @@ POINTS = "points"
 CORRUPT_DIR = ".corrupt"  # inside points/: corrupt groups moved aside (never deleted)
 COMPLETE, FAILED, INCOMPLETE, CORRUPT = "complete", "failed", "incomplete", "corrupt"
 STATES = (COMPLETE, FAILED)
+MARKER, FILES, CHECKSUMS = "marker", "files", "checksums"  # how hard a point group is checked
 # group attrs that belong to the point record, not to the experiment's dataset
 POINT_KEYS = (
     "point_id", "experiment", "params", "seed", "host", "devices", "gpus", "started", "ended", "wall_seconds",
@@ -197,6 +200,7 @@ def manifest_of(group_dir: Path) -> dict[str, list[int]]:
 
 
 def _check_files(group_dir: Path, manifest: Any, deep: bool) -> str | None:
+    """Why the files of ``manifest`` are not as written (sizes; ``deep``: checksums too), or None."""
     if not isinstance(manifest, dict):
         return "its manifest is not a table of files"
     for rel, entry in manifest.items():
@@ -236,8 +240,8 @@ def _check_legacy_arrays(group_dir: Path, deep: bool) -> str | None:
     return None
 
 
-def inspect_group(group_dir: Path, deep: bool = False) -> PointState:
-    """The state of the point group in ``group_dir`` (``deep``: verify checksums, which reads every file)."""
+def inspect_group(group_dir: Path, check: str = FILES) -> PointState:
+    """The state of the point group in ``group_dir``, checked to the ``check`` level (module docstring)."""
     meta, problem = _load_json(group_dir / "zarr.json")
     if problem is not None:
         return PointState(CORRUPT, f"zarr.json {problem}")
@@ -252,19 +256,20 @@ def inspect_group(group_dir: Path, deep: bool = False) -> PointState:
         return PointState(CORRUPT, "zarr.json is not the metadata of a group")
     attrs = meta.get("attributes", {})
     state = state_of(attrs)
-    if state == INCOMPLETE:
-        return PointState(INCOMPLETE, None, attrs)
+    if state == INCOMPLETE or check == MARKER:
+        return PointState(state, None, attrs)
+    deep = check == CHECKSUMS
     reason = (_check_files(group_dir, attrs["manifest"], deep) if "manifest" in attrs
               else _check_legacy_arrays(group_dir, deep))
     return PointState(CORRUPT, reason, attrs) if reason else PointState(state, None, attrs)
 
 
-def point_state(path: str | os.PathLike, point_id: str, deep: bool = False) -> PointState | None:
+def point_state(path: str | os.PathLike, point_id: str, check: str = FILES) -> PointState | None:
     """The state of one point, None when the store has no group for it."""
     group_dir = point_dir(path, point_id)
     if not group_dir.is_dir():
         return None
-    return inspect_group(group_dir, deep)
+    return inspect_group(group_dir, check)
 
 
 def point_groups(path: str | os.PathLike) -> list[os.DirEntry]:
@@ -276,15 +281,25 @@ def point_groups(path: str | os.PathLike) -> list[os.DirEntry]:
     return [e for e in entries if not e.name.startswith(".") and e.is_dir()]
 
 
-def scan_points(path: str | os.PathLike, deep: bool = False) -> dict[str, PointState]:
-    """:class:`PointState` of every point group in the store (``deep``: verify every file's checksum)."""
+def scan_points(path: str | os.PathLike, check: str = FILES) -> dict[str, PointState]:
+    """:class:`PointState` of every point group in the store, checked to the ``check`` level (threads: the
+    file checks wait on the disk, or the network on NFS)."""
+    if check not in (MARKER, FILES, CHECKSUMS):
+        raise ValueError(f"check must be {MARKER}, {FILES} or {CHECKSUMS}, not {check!r}")
     store_attrs(path)
-    return {e.name: inspect_group(Path(e.path), deep) for e in point_groups(path)}
+    groups = point_groups(path)
+    if check == MARKER or len(groups) < 64:
+        return {e.name: inspect_group(Path(e.path), check) for e in groups}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        return dict(zip((e.name for e in groups), pool.map(lambda e: inspect_group(Path(e.path), check), groups),
+                        strict=True))
 
 
-def point_states(path: str | os.PathLike, deep: bool = False) -> dict[str, str]:
+def point_states(path: str | os.PathLike, check: str = FILES) -> dict[str, str]:
     """``{point_id: "complete" | "failed" | "incomplete" | "corrupt"}`` for every point group in the store."""
-    return {pid: s.state for pid, s in scan_points(path, deep).items()}
+    return {pid: s.state for pid, s in scan_points(path, check).items()}
 
 
 def _clean_attrs(attrs: Mapping[str, Any]) -> dict:
@@ -293,7 +308,7 @@ def _clean_attrs(attrs: Mapping[str, Any]) -> dict:
 
 
 def _refuse_existing(store: Path, point_id: str) -> None:
-    current = point_state(store, point_id)
+    current = point_state(store, point_id, MARKER)  # a complete point is refused whatever its files
     if current is not None and current.state in (COMPLETE, CORRUPT):
         raise PointExists(f"point {point_id} is already {current.state} in {store}: not replaced"
                           + (f" ({current.reason})" if current.reason else ""))
@@ -358,10 +373,3 @@ def move_corrupt_aside(path: str | os.PathLike, point_id: str) -> Path:
         target = aside / f"{point_id}.{n}"
     os.rename(point_dir(store, point_id), target)
     return target
-
-
-def raise_if_corrupt(path: str | os.PathLike, point_id: str, deep: bool = False) -> None:
-    """:class:`CorruptPoint` naming the point and the reason, if it is corrupt."""
-    current = point_state(path, point_id, deep)
-    if current is not None and current.state == CORRUPT:
-        raise CorruptPoint(str(path), point_id, current.reason or "unreadable")

@@ -28,7 +28,9 @@ from analysis.store import (
     COMPLETE,
     CORRUPT,
     FAILED,
+    FILES,
     INCOMPLETE,
+    MARKER,
     PointState,
     create_store,
     move_corrupt_aside,
@@ -66,18 +68,18 @@ class SweepState:
         return [p.point_id for p in self.points if self.states[p.point_id] in states]
 
 
-def stored_states(sweep: Sweep, deep: bool = False) -> dict[str, PointState]:
+def stored_states(sweep: Sweep, check: str = FILES) -> dict[str, PointState]:
     """Store states (complete/failed/incomplete/corrupt) of every group, {} when there is no store yet.
 
     A damaged store root, or something else at the store's path, is a :class:`BadStore` (never "no store").
     """
-    return scan_points(sweep.store, deep) if store_exists(sweep.store) else {}
+    return scan_points(sweep.store, check) if store_exists(sweep.store) else {}
 
 
-def sweep_state(sweep: Sweep, points: list[Point], finished_jobs: bool = True, deep: bool = False) -> SweepState:
+def sweep_state(sweep: Sweep, points: list[Point], finished_jobs: bool = True, check: str = FILES) -> SweepState:
     """The state of every point; ``finished_jobs=False`` asks the scheduler only about queued jobs;
-    ``deep`` checks every stored file against its checksum."""
-    scanned = stored_states(sweep, deep)
+    ``check``: how hard stored points are checked (:mod:`analysis.store`)."""
+    scanned = stored_states(sweep, check)
     stored = {pid: s.state for pid, s in scanned.items()}
     submissions = jobbook.load(jobs_dir_for(sweep.store))
     view = scheduler_view(submissions, finished=finished_jobs) if submissions else None
@@ -274,7 +276,7 @@ def wait(sweep: Sweep, points: list[Point], poll_s: float = 2.0, log_every_s: fl
     last_line, last_time = "", 0.0
     try:
         while True:
-            state = sweep_state(sweep, points, finished_jobs=False)
+            state = sweep_state(sweep, points, finished_jobs=False, check=MARKER)
             counts = state.counts()
             line = summary(counts, total)
             if progress is not None:

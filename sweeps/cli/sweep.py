@@ -147,13 +147,13 @@ def sweep():
 @click.option("--rows", default=10, show_default=True, help="rows of the point table to show")
 def plan(sweep_file, variant, with_optional, rows, max_points, yes, **flags):
     """Show the points, the jobs they pack into and what the store already holds (writes nothing)."""
-    from analysis.store import COMPLETE, CORRUPT, FAILED, point_states, store_exists
+    from analysis.store import COMPLETE, CORRUPT, FAILED, MARKER, point_states, store_exists
     from sweeps.plan import free_params, summarise
     from sweeps.points import check_size, iter_points, raise_all_excluded
 
     sweep = _load_sweep(sweep_file, variant, flags)
     check_size(sweep, max_points, yes)
-    stored = point_states(sweep.store) if store_exists(sweep.store) else {}  # (no submitit, no zarr)
+    stored = point_states(sweep.store, MARKER) if store_exists(sweep.store) else {}  # (no submitit, no zarr)
     summary = summarise(iter_points(sweep, with_optional), stored, _varying(sweep), free_params(sweep), rows,
                         done=(COMPLETE, FAILED, CORRUPT))
     if not summary.total:
@@ -201,7 +201,7 @@ def _stop_message(submissions, why: str) -> str:
 
 def _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wait, wait_lock, size, flags,
             resume: bool):
-    from analysis.store import store_exists
+    from analysis.store import CHECKSUMS, FILES, store_exists
     from slurm.submit import SubmitError
     from sweeps import control
 
@@ -216,7 +216,8 @@ def _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wai
     submitted, refused, submitting = [], None, False
     try:
         with control.signals_raise(), control.store_lock(sweep, command, wait_lock):
-            state = control.sweep_state(sweep, points, deep=retry_corrupt)  # repairing: check every file
+            # repairing: check every file's checksum
+            state = control.sweep_state(sweep, points, check=CHECKSUMS if retry_corrupt else FILES)
             for note in state.view.notes if state.view else []:
                 click.echo(f"note: {note}", err=True)
             counts = state.counts()
@@ -322,12 +323,12 @@ def resume(sweep_file, variant, with_optional, wait, retry_failed, retry_corrupt
 @click.option("--verify", is_flag=True, help="check every stored file against its checksum (reads the whole store)")
 def status(sweep_file, variant, with_optional, errors, verify):
     """Count complete / failed / corrupt / running / pending / missing points; list failed and corrupt ones."""
-    from analysis.store import read_point_attrs
+    from analysis.store import CHECKSUMS, FILES, read_point_attrs
     from sweeps import control
     from sweeps.points import swept_names
 
     sweep, points = _load(sweep_file, variant, with_optional)
-    state = control.sweep_state(sweep, points, deep=verify)
+    state = control.sweep_state(sweep, points, check=CHECKSUMS if verify else FILES)
     counts = state.counts()
     lines = [f"sweep {sweep.name}: {len(points)} points, store {sweep.store}"]
     lines += [f"  {name:9s} {counts[name]}" for name in control.ORDER]

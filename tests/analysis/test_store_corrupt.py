@@ -83,8 +83,8 @@ def test_damaged_point_is_corrupt_everywhere_with_id_and_reason(store, case):
 def test_same_size_garbage_is_found_by_checksum_and_named_when_read(store):
     _garbage(store / "points" / "p2" / "loss" / "c" / "0", same_size=True)
     assert point_states(store)["p2"] == "complete"  # sizes match: the fast check cannot tell
-    assert point_states(store, deep=True)["p2"] == CORRUPT
-    assert "checksum" in scan_points(store, deep=True)["p2"].reason
+    assert point_states(store, check="checksums")["p2"] == CORRUPT
+    assert "checksum" in scan_points(store, check="checksums")["p2"].reason
     ds = open_sweep(store)
     with pytest.raises(CorruptPoint, match="point p2 is corrupt .*array 'loss'") as info:
         ds["loss"].mean().compute()
@@ -99,7 +99,7 @@ def test_points_written_before_manifests_are_checked_by_their_metadata(store):
     meta_path.write_text(json.dumps(meta))
     assert point_states(store)["p3"] == "complete"
     _garbage(store / "points" / "p3" / "loss" / "c" / "0", same_size=True)
-    assert point_states(store)["p3"] == "complete" and point_states(store, deep=True)["p3"] == CORRUPT
+    assert point_states(store)["p3"] == "complete" and point_states(store, check="checksums")["p3"] == CORRUPT
     _truncate(store / "points" / "p3" / "value" / "zarr.json")
     assert "value/zarr.json does not parse" in scan_points(store)["p3"].reason
 
