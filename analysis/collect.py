@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.errors import BadStore, CorruptPoint, CorruptPointsWarning
+from analysis.jsonsafe import strict
 from analysis.paths import local_store
 from analysis.store import (
     CHECKSUMS,
@@ -272,7 +273,7 @@ def consolidate(path: str | os.PathLike, verify: bool = False) -> dict:
     doc = {"zarr_format": 3, "node_type": "group", "attributes": {"diffbrain_index": cat.to_json()}}
     tmp = index_dir / f".zarr.json.{os.getpid()}.partial"
     with open(tmp, "w") as f:
-        json.dump(doc, f, separators=(",", ":"), allow_nan=False, default=_json_default)
+        json.dump(strict(doc), f, separators=(",", ":"), allow_nan=False, default=_json_default)
     os.replace(tmp, index_dir / "zarr.json")
     states = [_entry_state(e) for e in cat.points.values()]
     return {"points": len(states), "complete": states.count(COMPLETE), "failed": states.count(FAILED),

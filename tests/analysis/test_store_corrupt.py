@@ -117,3 +117,14 @@ def test_damaged_root_is_one_clear_error_never_an_empty_store(store, tmp_path):
     (tmp_path / "folder").mkdir()
     with pytest.raises(BadStore, match="not a diffbrain result store"):
         store_exists(tmp_path / "folder")
+
+
+def test_stores_written_before_strict_json_still_collect(store):
+    """Older toolkits wrote NaN into attributes: collect writes its index as strict JSON anyway."""
+    meta_path = store / "points" / "p0" / "zarr.json"
+    meta_path.write_text(meta_path.read_text().replace('"status"', '"wall_seconds": NaN, "status"', 1))
+    assert consolidate(store)["complete"] == 4
+    index = (store / "index" / "zarr.json").read_text()
+    json.loads(index, parse_constant=lambda name: pytest.fail(f"the index holds {name}"))
+    ds = open_sweep(store)
+    assert np.isnan(ds["wall_seconds"].values[0])
