@@ -190,7 +190,8 @@ def _stop_message(submissions, why: str) -> str:
 
     if not submissions:
         return f"{why}: nothing had been started"
-    _, problems = control.stop_submissions(submissions)  # those still running; then waits until none runs
+    with control.signals_deferred(lambda name: None):  # a second Ctrl-C does not cut the stopping short
+        _, problems = control.stop_submissions(submissions)  # those still running; waits until none runs
     total = sum(len(sub.jobs) for sub in submissions)
     if problems:
         text = f"{why}: " + "; ".join(problems) + " (`diffbrain sweep cancel` stops them)"
@@ -199,24 +200,21 @@ def _stop_message(submissions, why: str) -> str:
     return text + "; points they finished stay in the store, `diffbrain sweep resume` runs the rest"
 
 
-def _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wait, wait_lock, size, flags,
-            resume: bool):
-    from analysis.store import CHECKSUMS, FILES, store_exists
+def _submit_locked(sweep, points, executor: str, command: str, wait_lock: float, retry_failed: bool,
+                   retry_corrupt: bool) -> tuple[list, Exception | None]:
+    """Under the store's lock: the points' states, corrupt ones moved aside (if asked), the submission.
+
+    Returns (submitted [(Submission, jobs)], the scheduler's refusal or None). A signal before the
+    submission ends the command; one during it is deferred until the submission is recorded, and then
+    everything it started is stopped (the debug executor, which runs the points here, just stops).
+    """
+    from analysis.store import CHECKSUMS, FILES
     from slurm.submit import SubmitError
     from sweeps import control
 
-    if math.isnan(wait_lock):
-        raise SpecError("--wait-lock", "nan seconds", "give a number of seconds >= 0")
-    sweep, points = _load(sweep_file, variant, with_optional, flags, size)
-    if resume and not store_exists(sweep.store):
-        raise SpecError("store", f"{sweep.store} does not exist yet", "run `diffbrain sweep submit` first")
-    executor = _executor(sweep)
-    made = control.outermost_missing(sweep.store.parent)  # folders a refused first submission removes again
-    command = f"diffbrain sweep {'resume' if resume else 'submit'} {sweep_file}"
-    submitted, refused, submitting = [], None, False
+    submitting = False
     try:
-        with control.signals_raise(), control.store_lock(sweep, command, wait_lock):
-            # repairing: check every file's checksum
+        with control.store_lock(sweep, command, wait_lock):
             state = control.sweep_state(sweep, points, check=CHECKSUMS if retry_corrupt else FILES)
             for note in state.view.notes if state.view else []:
                 click.echo(f"note: {note}", err=True)
@@ -233,52 +231,76 @@ def _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wai
                          if counts[control.CORRUPT] and not retry_corrupt else ""]
                 click.echo(f"nothing to submit: {counts[control.COMPLETE]} complete, {counts[control.FAILED]} "
                            f"failed, {busy} queued or running of {len(points)} points" + "".join(hints))
-            else:
-                # the debug executor runs the points here and now: a signal stops them (no jobs to stop)
-                deferred = contextlib.nullcontext([]) if executor == "debug" else control.signals_deferred(
-                    lambda name: click.echo(f"\n{name}: stopping once the submission in progress is recorded",
-                                            err=True))
-                with deferred as arrived:
-                    submitting = True
-                    try:
-                        submitted = control.submit_sweep(sweep, todo, executor, retry_failed)
-                    except SubmitError as err:
-                        refused = err
-                if arrived and refused is None:
-                    click.echo(_stop_message([sub for sub, _ in submitted], f"interrupted ({arrived[0]})"), err=True)
-                    sys.exit(130)
-                if refused is None:
-                    skipped = f"; {busy} already queued or running were left alone" if busy else ""
-                    click.echo(f"submitted {len(todo)} of {len(points)} points to {executor}{skipped}")
-                    for sub, _ in submitted:
-                        ids = ", ".join(sub.array_ids) if sub.executor == "slurm" else f"{len(sub.jobs)} processes"
-                        click.echo(f"  {sub.executor} {ids}: {_n(len(sub.jobs), 'job')} (logs in {sub.folder})")
+                return [], None
+            deferred = contextlib.nullcontext([]) if executor == "debug" else control.signals_deferred(
+                lambda name: click.echo(f"\n{name}: stopping once the submission in progress is recorded", err=True))
+            with deferred as arrived:
+                submitting = True
+                try:
+                    submitted = control.submit_sweep(sweep, todo, executor, retry_failed)
+                except SubmitError as err:
+                    return [], err
+            if arrived:
+                click.echo(_stop_message([sub for sub, _ in submitted], f"interrupted ({arrived[0]})"), err=True)
+                sys.exit(130)
     except control.Interrupted as sig:
         what = ("the debug executor ran points in this process: those it finished are in the store, "
                 "`diffbrain sweep resume` runs the rest" if executor == "debug" and submitting
                 else "before anything was submitted")
         click.echo(f"\ninterrupted ({sig.signal_name}) {what}", err=True)
         sys.exit(130)
-    if refused is not None:
-        control.remove_made_folders(sweep.store.parent, made)
-        raise SpecError("resources", str(refused), "fix the resources (or --executor local)") from None
-    if wait:
+    skipped = f"; {busy} already queued or running were left alone" if busy else ""
+    click.echo(f"submitted {len(todo)} of {len(points)} points to {executor}{skipped}")
+    for sub, _ in submitted:
+        ids = ", ".join(sub.array_ids) if sub.executor == "slurm" else f"{len(sub.jobs)} processes"
+        click.echo(f"  {sub.executor} {ids}: {_n(len(sub.jobs), 'job')} (logs in {sub.folder})")
+    return submitted, None
+
+
+def _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wait, wait_lock, size, flags,
+            resume: bool):
+    from analysis.store import store_exists
+    from sweeps import control
+
+    if math.isnan(wait_lock):
+        raise SpecError("--wait-lock", "nan seconds", "give a number of seconds >= 0")
+    sweep, points = _load(sweep_file, variant, with_optional, flags, size)
+    if resume and not store_exists(sweep.store):
+        raise SpecError("store", f"{sweep.store} does not exist yet", "run `diffbrain sweep submit` first")
+    executor = _executor(sweep)
+    made = control.outermost_missing(sweep.store.parent)
+    command = f"diffbrain sweep {'resume' if resume else 'submit'} {sweep_file}"
+    with control.signals_raise():  # from here on SIGINT/SIGTERM stop what this command started
         try:
-            with control.signals_raise():
-                final = control.wait(sweep, points, poll_s=5.0 if executor == "slurm" else 1.0)
-        except control.Interrupted as sig:
-            if executor == "slurm":
-                where = ("stopped waiting: the SLURM jobs go on (`diffbrain sweep status`, `sweep cancel`)")
-            else:
-                where = _stop_message([sub for sub, _ in submitted], "stopped waiting")
-            click.echo(f"\n{sig.signal_name}: {where}", err=True)
-            sys.exit(130)
-        counts = final.counts()
-        click.echo(control.summary(counts, len(points)) + f", {counts[control.MISSING]} missing"
-                   + (f", {counts[control.CORRUPT]} corrupt" if counts[control.CORRUPT] else ""))
-        if counts[control.FAILED] or counts[control.MISSING] or counts[control.CORRUPT]:
-            click.echo("see `diffbrain sweep status` for the failed points", err=True)
-            sys.exit(1)
+            submitted, refused = _submit_locked(sweep, points, executor, command, wait_lock, retry_failed,
+                                                retry_corrupt)
+        finally:  # folders made for the lock, or for a store that was not born, go again (empty ones only)
+            control.remove_made_folders(sweep.store.parent, made)
+        if refused is not None:
+            raise SpecError("resources", str(refused), "fix the resources (or --executor local)") from None
+        if wait:
+            _wait(sweep, points, executor, submitted)
+
+
+def _wait(sweep, points, executor: str, submitted: list) -> None:
+    """``--wait``: block until the sweep ends; a signal stops the local jobs this command started."""
+    from sweeps import control
+
+    try:
+        final = control.wait(sweep, points, poll_s=5.0 if executor == "slurm" else 1.0)
+    except control.Interrupted as sig:
+        if executor == "slurm":
+            where = "stopped waiting: the SLURM jobs go on (`diffbrain sweep status`, `sweep cancel`)"
+        else:
+            where = _stop_message([sub for sub, _ in submitted], "stopped waiting")
+        click.echo(f"\n{sig.signal_name}: {where}", err=True)
+        sys.exit(130)
+    counts = final.counts()
+    click.echo(control.summary(counts, len(points)) + f", {counts[control.MISSING]} missing"
+               + (f", {counts[control.CORRUPT]} corrupt" if counts[control.CORRUPT] else ""))
+    if counts[control.FAILED] or counts[control.MISSING] or counts[control.CORRUPT]:
+        click.echo("see `diffbrain sweep status` for the failed points", err=True)
+        sys.exit(1)
 
 
 def submit_options(func):
