@@ -1,9 +1,10 @@
 """``sweep plan`` of a 10^6-point grid: wall time and peak memory (issue 8; before: 45 s and 1.3 GB).
 
 Writes a grid sweep of ``--points`` points (three swept parameters) for each experiment and runs
-``diffbrain sweep plan FILE --yes`` in a fresh Python process, which reports its own wall time and peak
-RSS. ``--source DIR`` runs the toolkit found in DIR instead (e.g. an export of an older commit; pass
-``--no-yes`` to a version without the size guard), for a side-by-side figure in one run.
+``diffbrain sweep plan FILE --yes`` in a fresh Python process, which reports its own wall time, CPU
+seconds (which a loaded machine inflates less than wall time) and peak RSS. ``--source DIR`` runs the
+toolkit found in DIR instead (e.g. an export of an older commit; pass ``--no-yes`` to a version without
+the size guard), for a side-by-side figure in one run.
 
 Usage: python bench/plan_scale.py [--points 1000000] [--experiment cluster-check --experiment fit-neuron]
        [--source DIR --no-yes]
@@ -28,8 +29,10 @@ try:
     main(sys.argv[1:])
 except SystemExit as exc:
     code = exc.code
+usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"exit": code, "seconds": round(time.perf_counter() - t0, 2),
-                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}),
+                  "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+                  "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}),
       file=sys.stderr)
 """
 
