@@ -42,6 +42,25 @@ def _progress_wanted() -> bool:
     return os.environ.get("DIFFBRAIN_NO_PROGRESS", "") in ("", "0") and sys.stderr.isatty()
 
 
+def _replace(tmp: Path, final: Path) -> None:
+    """Move ``tmp`` (a temporary the caller made beside ``final``) to ``final``; an older ``final`` is first
+    renamed to a temporary sibling and removed only once the new one is in place (put back on failure)."""
+    from analysis import atomic
+
+    old = None
+    if os.path.lexists(final):
+        old = atomic.temp_sibling(final, "old")
+        os.rename(final, old)
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        if old is not None:
+            os.rename(old, final)
+        raise
+    if old is not None:
+        atomic.remove_temp(old, final)
+
+
 def _check_before_writing(params: dict, out: Path) -> dict:
     """Validate everything that can be validated without computing (raises BadInput / ParamError)."""
     from analysis.paths import check_writable
