@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 from cli_runner import run_cli
 
+# submitit runs logging.config.dictConfig when first imported, which closes the logging handlers pytest
+# installed for the running test: import it (through sweeps.control) now, at collection, not in a test
+import sweeps.control  # noqa: F401
+
 _spec = importlib.util.spec_from_file_location("bad_inputs", Path(__file__).parent.parent / "bench" / "bad_inputs.py")
 bad_inputs = importlib.util.module_from_spec(_spec)
 sys.modules["bad_inputs"] = bad_inputs  # dataclasses look their module up there

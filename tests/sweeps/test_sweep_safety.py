@@ -16,6 +16,7 @@ import pytest
 import xarray as xr
 from cli_runner import run_cli
 
+import sweeps.control  # noqa: F401  (submitit's logging set-up at collection, not inside a test's capture)
 from analysis.lock import StoreLock
 from analysis.store import create_store, point_states, write_point
 from sweeps.points import expand
