@@ -76,7 +76,8 @@ TRAINING_PARAMS: tuple[Param, ...] = (
 
 RUN_PARAMS: tuple[Param, ...] = (
     Param("mode", str, "train", "train the network, or only simulate it (sim)", choices=MODES),
-    Param("load_checkpoint", str, "", "checkpoint file whose weights start the run (same network); '' for none"),
+    Param("load_checkpoint", str, "", "checkpoint file whose weights start the run (same network); '' for none",
+          path=True),
     Param("checkpoint_every", int, 10, "iterations between checkpoints (needs a checkpoint directory)", low=1),
     Param("snapshot_every", int, 10, "iterations between weight-histogram snapshots", low=1),
     Param("hist_bins", int, 40, "bins of the weight histograms", low=2),
