@@ -36,6 +36,6 @@ def raster_figure(ds, path: Path, max_neurons: int = 500) -> Path:
                  f"{float(ds['seconds_per_sim_second']):.3g} s per simulated s")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
     return path

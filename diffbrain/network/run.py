@@ -86,16 +86,24 @@ def _save(path: Path, trainer: Trainer, recorder: WeightRecorder, params: dict, 
         snapshots=recorder.to_arrays()))
 
 
+def check_fits(params: dict):
+    """The memory estimate of a run of validated ``params``; BadInput (field ``n_rec``) when it cannot fit."""
+    net_cfg, task_cfg = NetworkConfig.from_params(params), TaskConfig.from_params(params)
+    training = params["mode"] == "train"
+    method = params["method"] if training else "simulation"
+    batch = max(params["batch_size"] if training else 1, params["test_batch"])
+    estimate = network_estimate(net_cfg, task_cfg.n_in, 2, method, batch, task_cfg.n_steps(net_cfg.dt))
+    ensure_fits(estimate, field="n_rec", what=f"the network of n_rec={net_cfg.n_rec} ({net_cfg.conn_method})")
+    return estimate
+
+
 def run_network(params: dict, ctx: RunContext) -> RunRecord:
     """Train (``mode=train``) or simulate (``mode=sim``) one configuration; validated ``params``."""
     net_cfg, task_cfg = NetworkConfig.from_params(params), TaskConfig.from_params(params)
     train_cfg = TrainConfig.from_params(params)
     training = params["mode"] == "train"
     fps = run_fingerprints(params)
-    n_steps = task_cfg.n_steps(net_cfg.dt)
-    estimate = network_estimate(net_cfg, task_cfg.n_in, 2, train_cfg.method if training else "simulation",
-                                max(train_cfg.batch_size if training else 1, params["test_batch"]), n_steps)
-    ensure_fits(estimate, field="n_rec", what=f"the network of n_rec={net_cfg.n_rec} ({net_cfg.conn_method})")
+    estimate = check_fits(params)
     trainer = Trainer(net_cfg, task_cfg, train_cfg, seed=params["seed"])
     recorder = WeightRecorder.for_model(trainer.model, params["hist_bins"])
     history: dict[str, list[float]] = {k: [] for k in _HISTORY}

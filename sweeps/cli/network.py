@@ -68,12 +68,13 @@ def _check_before_writing(params: dict, out: Path) -> dict:
     from diffbrain.experiments import get
     from diffbrain.network import checkpoint as ckpt_io
     from diffbrain.network.config import NetworkConfig, TaskConfig
-    from diffbrain.network.run import run_fingerprints
+    from diffbrain.network.run import check_fits, run_fingerprints
 
     check_writable(out, "--out")  # a path, never a URL: '#', '?', ';' are plain characters
     checked = get("train-network").validate(params)
     NetworkConfig.from_params(checked)
     TaskConfig.from_params(checked)
+    check_fits(checked)  # a network that cannot fit is refused before --out is created
     if out.exists() and not out.is_dir():
         raise BadInput("out", f"{out} exists and is not a directory", "give a directory path for --out")
     full, network = run_fingerprints(checked)

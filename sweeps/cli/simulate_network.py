@@ -9,13 +9,11 @@ when the command runs.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import click
 
-from sweeps.cli.network import _progress_wanted, _replace
+from sweeps.cli.network import _progress_wanted
 
 
 def _options(func):
@@ -40,6 +38,8 @@ def _options(func):
 def simulate_network(out: Path, **flags):
     """Simulate the COBA benchmark (--preset coba) or the paper's E/I GIF network (--preset gif): spikes as
     events, rates, CV, seconds per simulated second and memory."""
+    from analysis import atomic
+    from analysis.paths import check_writable, local_store, os_problem
     from diffbrain.errors import BadInput
     from diffbrain.experiments import RunContext, get
     from diffbrain.experiments.simulate_network import coba_config, gif_config
@@ -48,8 +48,9 @@ def simulate_network(out: Path, **flags):
     experiment = get("simulate-network")
     checked = experiment.validate(params)
     (coba_config if checked["preset"] == "coba" else gif_config)(checked)
+    check_writable(out, "--out")  # a path, never a URL: '#', '?', ';' are plain characters
     if out.exists() and not out.is_dir():
-        raise BadInput("out", f"{out} exists and is not a directory", "give a directory path for --out")
+        raise BadInput("--out", f"{out} exists and is not a directory", "give a directory path for --out")
 
     from diffbrain.network.raster import raster_figure
 
@@ -64,20 +65,18 @@ def simulate_network(out: Path, **flags):
     else:
         ds = experiment.run(checked, ctx)
 
-    out.mkdir(parents=True, exist_ok=True)
-    zarr_tmp = out / f".run.zarr.tmp-{os.getpid()}"
-    fig_tmp = out / f".raster.png.tmp-{os.getpid()}.png"
     try:
-        ds.to_zarr(zarr_tmp, mode="w", consolidated=False)
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise os_problem(err, "--out", out) from None
+    # written under temporary names, then renamed into place (an older run's outputs replaced only then)
+    for final in (out / "run.zarr", out / "raster.png"):
+        atomic.remove_stale_temps(final)
+    with atomic.staged(out / "run.zarr") as zarr_tmp, atomic.staged(out / "raster.png") as fig_tmp:
+        ds.to_zarr(local_store(zarr_tmp), mode="w-", consolidated=False)
         raster_figure(ds, fig_tmp)
-        _replace(zarr_tmp, out / "run.zarr")
-        _replace(fig_tmp, out / "raster.png")
-    finally:
-        for tmp in (zarr_tmp, fig_tmp):
-            if tmp.is_dir():
-                shutil.rmtree(tmp)
-            elif tmp.exists():
-                tmp.unlink()
+        atomic.publish(zarr_tmp, out / "run.zarr", replace=True)
+        atomic.publish(fig_tmp, out / "raster.png", replace=True)
     rate = lambda name: f"{float(ds[name]):.2f}"
     click.echo(f"{checked['preset']} n={checked['n']}: {int(ds['n_synapses'])} synapses, mean rate "
                f"{rate('mean_rate')} Hz (E {rate('mean_rate_exc')}, I {rate('mean_rate_inh')}), "

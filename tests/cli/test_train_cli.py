@@ -68,6 +68,7 @@ def test_train_writes_dataset_and_figures_then_resumes_and_simulates(tmp_path, c
         (["--tau-syn", "-5"], "tau_syn"),
         (["--t-recall", "0.2"], "t_recall"),
         (["--mode", "sim", "--load-checkpoint", "/no/such/file.npz"], "load_checkpoint"),
+        (["--n-rec", "2000000", "--conn-method", "dense"], "n_rec"),  # cannot fit: refused before --out exists
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, flags, field):
