@@ -132,7 +132,7 @@ def _param_value(exp: Experiment, name: str, value: Any, key: str, section: str)
     except ParamError as err:
         raise SpecError(err.field, err.problem, err.fix) from None
     base = _BASE_DIR.get()
-    if param.path and value and base is not None:
+    if param.is_path(value) and base is not None:
         value = os.path.normpath(base / os.path.expanduser(value))  # relative to the sweep file's folder
     return value
 
