@@ -182,7 +182,12 @@ class NetworkConfig:
 
     @classmethod
     def from_params(cls, params: dict) -> NetworkConfig:
-        return _pick(cls, params).check()
+        cfg = _pick(cls, params).check()
+        if cfg.conn_method == "connectome":  # the connectome sets the size and the E/I split
+            from diffbrain.network.connectome import build_wiring
+
+            cfg = build_wiring(cfg).resolve(cfg)
+        return cfg
 
 
 @dataclass(frozen=True)
