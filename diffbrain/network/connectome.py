@@ -181,17 +181,19 @@ def majority_transmitters(n: int, pre: np.ndarray, weights: np.ndarray, codes: n
     ``pre`` (node), ``weights`` (synapse count) and ``codes`` (index into ``code_names``) per synapse; a node
     without outgoing synapses is ``unknown`` with share NaN.
     """
-    names = [canonical_transmitter(c) for c in code_names]
-    rank = sorted(range(len(names)), key=lambda k: (PREFERENCE.index(names[k]) if names[k] in PREFERENCE
-                                                    else len(PREFERENCE), names[k]))
-    position = np.empty(len(names), dtype=np.int64)
-    position[rank] = np.arange(len(names))
-    k = len(names)
-    table = np.bincount(np.asarray(pre, np.int64) * k + position[np.asarray(codes, np.int64)],
-                        weights=np.asarray(weights, np.float64), minlength=n * k).reshape(n, k)
+    spelled = [canonical_transmitter(c) for c in code_names]  # spellings of one transmitter merge
+    names = sorted(set(spelled) - {UNKNOWN}, key=lambda t: (PREFERENCE.index(t) if t in PREFERENCE
+                                                           else len(PREFERENCE), t))
+    k = max(1, len(names))
+    # each code's column in preference order; synapses without a transmitter (unknown) are not counted
+    position = np.asarray([names.index(t) if t != UNKNOWN else -1 for t in spelled] or [-1], dtype=np.int64)
+    column = position[np.asarray(codes, np.int64)]
+    counted = column >= 0
+    table = np.bincount(np.asarray(pre, np.int64)[counted] * k + column[counted],
+                        weights=np.asarray(weights, np.float64)[counted], minlength=n * k).reshape(n, k)
     total = table.sum(axis=1)
     best = table.argmax(axis=1)  # the first maximum: the preferred transmitter on ties
-    ordered = np.asarray([names[r] for r in rank] + [UNKNOWN], dtype=object)
+    ordered = np.asarray(names or [UNKNOWN], dtype=object)
     has = total > 0
     transmitters = np.where(has, ordered[best], UNKNOWN).astype(str)
     with np.errstate(invalid="ignore", divide="ignore"):
