@@ -79,7 +79,7 @@ def datasets() -> dict[str, Path]:
     out = {}
     for path in sorted(cache_folder().glob("*.json")):
         name = dataset_name(path.stem)
-        if name not in _NO_SYNAPSES and name != "symmetry_measures":
+        if name not in _NO_SYNAPSES and name not in ("symmetry_measures", "Test"):
             out[name] = path
     return dict(sorted(out.items(), key=lambda item: item[0].lower()))
 
