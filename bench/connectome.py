@@ -8,6 +8,7 @@ edge list. Prints JSON.
    iterations) and test accuracy on fresh trials; for the connectome, the change of the weight
    distribution per transmitter (mean |w| before -> after, total-variation distance of the log-binned
    histograms).
+   Each point runs in a fresh process (its one-time costs, e.g. compiling native kernels, are its own).
 2. ``load``: a synthetic connectome of ``--nodes`` nodes and ``--edges`` edges (default 10^5 and 10^7, random
    pairs, counts 1-5, 20% GABA nodes) written as CSV in a temporary folder (never in the repository), then
    loaded by :func:`diffbrain.network.connectome.load_connectome` in a fresh process: seconds and peak RSS,
@@ -61,7 +62,7 @@ def train_point(params: dict) -> dict:
             mean = ds["w_mean_transmitter"].sel(transmitter=tx).values
             change[str(tx)] = {"synapses": int(ds["synapses_transmitter"].sel(transmitter=tx)),
                                "mean_before": float(mean[0]), "mean_after": float(mean[1]),
-                               "mean_change_percent": round(100.0 * (mean[1] / mean[0] - 1.0), 3),
+                               "mean_change_percent": round(100.0 * float(mean[1] / mean[0] - 1.0), 3),
                                "tv_distance": round(0.5 * float(np.abs(dens[1] - dens[0]).sum()), 4),
                                "rate_hz": round(float(ds["rate_transmitter"].sel(transmitter=tx)), 2)}
         out["weights_by_transmitter"] = change
@@ -82,11 +83,12 @@ def accuracy_part(args) -> dict:
     results = {"connectome": "Cook2019Herm", "n_rec": wiring.n, "synapses": wiring.nnz, "density": round(density, 5),
                "task": task, "iterations": args.iterations, "batch_size": COMMON["batch_size"], "runs": {}}
     for method in args.methods.split(","):
-        for name, net in networks.items():
-            point = train_point({**base, **net, "method": method})
+        for name, net in networks.items():  # each in a fresh process: one-time costs (kernels) its own
+            run = subprocess.run([sys.executable, __file__, "--point", json.dumps({**base, **net, "method": method})],
+                                 capture_output=True, text=True, timeout=args.timeout)
+            point = json.loads(run.stdout) if run.returncode == 0 else {"error": run.stderr.strip()[-400:]}
             results["runs"][f"{name}/{method}"] = point
-            print(f"# {name}/{method}: {point['wall_seconds']} s, test accuracy {point['test_accuracy']}",
-                  file=sys.stderr, flush=True)
+            print(f"# {name}/{method}: {json.dumps(point)}", file=sys.stderr, flush=True)
     return results
 
 
@@ -153,7 +155,11 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=100_000)
     parser.add_argument("--edges", type=int, default=10_000_000)
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per load process")
+    parser.add_argument("--point", help=argparse.SUPPRESS)  # internal: train one point, print its JSON
     args = parser.parse_args()
+    if args.point:
+        print(json.dumps(train_point(json.loads(args.point))))
+        return
     args.iterations = args.iterations or (30 if args.quick else 300)
     out = {"uptime_before": os.getloadavg()}
     parts = args.parts.split(",")
