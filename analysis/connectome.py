@@ -41,7 +41,7 @@ def group_table(ds: xr.Dataset, grouping: str) -> xr.Dataset:
     hist = stored[f"w_hist_{grouping}"].astype(np.float64)
     hist = hist.where(hist >= 0)  # absent (another point's group): NaN or -1
     out = []
-    for run in dict.fromkeys(runs.tolist()):
+    for run in sorted(set(runs.tolist())):
         on = runs == run
         sub = stored.isel({POINT: np.flatnonzero(on)})
         h = hist.isel({POINT: np.flatnonzero(on)})
