@@ -88,7 +88,7 @@ def csr_from_edges(n_pre: int, n_post: int, pre: np.ndarray, post: np.ndarray, d
     if not keep.all():
         pre, post, data = pre[keep], post[keep], data[keep]
     keys = pre * n_post + post
-    order = np.argsort(keys, kind="stable")
+    order = np.argsort(keys)  # duplicates merge by sum or max: their order does not matter
     keys, data = keys[order], data[order]
     del order
     if keys.size:
