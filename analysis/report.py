@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from analysis import atomic
-from analysis.errors import BadStore, CorruptPointsWarning
+from analysis.errors import BadOutput, BadStore, CorruptPointsWarning
 from analysis.paths import check_writable, user_path
 
 SUMMARY = "summary.md"
@@ -38,14 +38,6 @@ FIGURES = {
     "fit_traces.png": "fitted vs target membrane potential of the best fit",
     "loss_vs_time.png": "best loss vs wall time per method (fit sweeps)",
 }
-
-
-class BadOutput(ValueError):
-    """An output folder the report must not write into: ``fix`` says what to do."""
-
-    def __init__(self, path: str | Path, problem: str, fix: str = ""):
-        self.path, self.problem, self.fix = str(path), problem, fix
-        super().__init__(f"{path}: {problem}" + (f"; {fix}" if fix else ""))
 
 
 @dataclass
