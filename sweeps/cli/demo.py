@@ -30,11 +30,10 @@ def demo(out, starts, seed):
     from rich.console import Console
     from rich.table import Table
 
-    from analysis import jsonsafe
+    from analysis import jsonsafe, run_figures
     from diffbrain import fitting
     from diffbrain import traces as tr
     from diffbrain.errors import BadInput
-    from diffbrain.fitting import figures
     from diffbrain.fitting import problem as fp
     from diffbrain.neuron import get_model, simulate
 
@@ -61,7 +60,7 @@ def demo(out, starts, seed):
         data = targets[model]
         title = f"{model} {target}, {method}: loss {result.loss:.3g} {result.loss_units}"
         writers[f"{model}-{target}-{method}.png"] = (
-            lambda p, d=data, v=v_fit, s=s_fit, t=title, tg=target: figures.plot_fit(
+            lambda p, d=data, v=v_fit, s=s_fit, t=title, tg=target: run_figures.fit_traces(
                 p, d.current, d.dt, v, s, d.voltage if tg == "potential" else None, d.spikes, t))
         curves.setdefault((model, target), {})[method] = (result.progress_seconds, result.progress_loss)
         counts = s_fit.sum(axis=1).astype(int).tolist()
@@ -74,7 +73,7 @@ def demo(out, starts, seed):
     for (model, target), lines in curves.items():
         units = "RMSE (mV)" if target == "potential" else "gamma-factor loss"
         writers[f"{model}-{target}-loss-vs-time.png"] = (
-            lambda p, c=lines, u=units, m=model, t=target: figures.plot_losses(p, c, u, f"{m} {t}"))
+            lambda p, c=lines, u=units, m=model, t=target: run_figures.loss_curves(p, c, u, f"{m} {t}"))
     writers["summary.json"] = lambda p: p.write_text(jsonsafe.dumps(rows, indent=2) + "\n")
     write_files(out_dir, writers)
 

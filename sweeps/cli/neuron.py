@@ -154,11 +154,10 @@ def fit(model, traces_file, voltage_file, dt, target, method, starts, budget, bo
     import jax.numpy as jnp
     import numpy as np
 
-    from analysis import jsonsafe
+    from analysis import jsonsafe, run_figures
     from diffbrain import fitting
     from diffbrain import traces as tr
     from diffbrain.errors import BadInput
-    from diffbrain.fitting import figures
     from diffbrain.fitting import problem as fp
     from diffbrain.neuron import get_model
 
@@ -189,7 +188,7 @@ def fit(model, traces_file, voltage_file, dt, target, method, starts, budget, bo
     title = f"{model} {target} fit by {method}: loss {result.loss:.4g} {result.loss_units}"
     write_files(out_dir, {
         "fit.json": lambda p: p.write_text(jsonsafe.dumps(record, indent=2) + "\n"),
-        "fit.png": lambda p: figures.plot_fit(p, data.current, data.dt, v_fit, s_fit, data.voltage, data.spikes,
+        "fit.png": lambda p: run_figures.fit_traces(p, data.current, data.dt, v_fit, s_fit, data.voltage, data.spikes,
                                               title),
     })
     click.echo(f"{title} ({result.evaluations} evaluations, {result.seconds:.1f} s); wrote {out_dir}/fit.json, fit.png")
