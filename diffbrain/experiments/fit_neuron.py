@@ -12,10 +12,9 @@ import math
 
 from diffbrain.errors import BadInput
 from diffbrain.experiments.base import Experiment, Param, ParamError, RunContext
+from diffbrain.fitting import METHODS
 from diffbrain.neuron import MODELS
-
-METHOD_NAMES = ("gradient", "de", "pso", "twopointsde", "bayes")
-PROTOCOL_NAMES = ("steps", "ramps", "noise")
+from diffbrain.traces import PROTOCOLS
 
 
 def parse_assignments(text: str, field: str) -> dict[str, float]:
@@ -73,8 +72,7 @@ def run(params: dict, ctx: RunContext):
     import numpy as np
     import xarray as xr
 
-    from diffbrain.fitting import fit, make_problem, parse_bounds_text
-    from diffbrain.fitting import problem as fp
+    from diffbrain.fitting import default_starts, fit, fitted_traces, make_problem, parse_bounds_text
 
     model = MODELS[params["model"]]
     fixed = parse_assignments(params["fixed"], "fixed")
@@ -86,21 +84,18 @@ def run(params: dict, ctx: RunContext):
         box = parse_bounds_text(model.name, params["bounds"], "bounds")
     except BadInput as exc:
         raise ParamError(exc.field, exc.problem, exc.fix) from exc
-    if params["method"] != "gradient" and params["starts"] < 2:
-        raise ParamError("starts", f"a population of {params['starts']}", "give at least 2 for a baseline method")
+    starts = params["starts"] or default_starts(params["method"])
+    if params["method"] != "gradient" and starts < 2:
+        raise ParamError("starts", f"a population of {starts}", "give at least 2 for a baseline method")
     ctx.report(0.0, "building targets")
     traces, truth = _targets(params, ctx, model, fixed)
     problem = make_problem(model.name, params["target"], traces, box, fixed, params["points"],
                            params["delta_ms"] or None)
     budget = params["budget"] or None
-    result = fit(problem, params["method"], params["starts"], budget, ctx.seed,
+    result = fit(problem, params["method"], starts, budget, ctx.seed,
                  report=lambda f, m: ctx.report(0.05 + 0.9 * f, m))
     ctx.report(0.97, "fitted traces")
-
-    import jax.numpy as jnp
-
-    dtype = jnp.result_type(float)
-    v_fit, s_fit = (np.asarray(x).T for x in fp.traces_at(problem, problem.to_unit(jnp.asarray(result.best, dtype))))
+    v_fit, s_fit = fitted_traces(problem, result)
     stride = max(1, math.ceil(traces.n_steps / params["keep_samples"]))
     keep = slice(None, None, stride)
     time_ms = np.arange(traces.n_steps)[keep] * traces.dt
@@ -152,11 +147,12 @@ EXPERIMENT = Experiment(
         Param("model", str, "gif", "neuron model", choices=tuple(MODELS)),
         Param("target", str, "potential", "fit the voltage (RMSE) or the spike train (gamma factor)",
               choices=("potential", "spike")),
-        Param("method", str, "gradient", "optimiser", choices=METHOD_NAMES),
-        Param("starts", int, 20, "random starts (gradient) or population size (baselines)", positive=True),
-        Param("budget", int, 0, "total loss evaluations; 0 = 200 per start (gradient), population x 5 (baselines)",
-              low=0),
-        Param("protocol", str, "steps", "synthetic input protocol", choices=PROTOCOL_NAMES),
+        Param("method", str, "gradient", "optimiser", choices=METHODS),
+        Param("starts", int, 0, "starts polished after the screen (gradient) or population size (baselines); "
+              "0 = the method's default (gradient 4, baselines 20)", low=0),
+        Param("budget", int, 0, "total evaluations in forward-equivalents, the same for every method; 0 = the "
+              "method's default (gradient 2048, baselines population x 5)", low=0),
+        Param("protocol", str, "steps", "synthetic input protocol", choices=PROTOCOLS),
         Param("traces", str, "", "trace file (.npz, or .csv of currents in A); empty = synthetic target"),
         Param("voltage_traces", str, "", "CSV of voltages (mV) that goes with a CSV 'traces' file"),
         Param("duration_ms", float, 0.0, "synthetic trace length in ms; 0 = model default (gif 1000, hh 14.97)",
@@ -173,5 +169,5 @@ EXPERIMENT = Experiment(
         Param("keep_samples", int, 500, "samples per trace kept in the stored traces", positive=True),
     ),
     run=run,
-    help="Fit a GIF or HH neuron to potential or spike targets by gradient (vectorised L-BFGS-B) or a baseline.",
+    help="Fit a GIF or HH neuron to potential or spike targets by gradient (screen, then polish) or a baseline.",
 )
