@@ -35,7 +35,9 @@ STATUS_TEXT = ("running", "step small", "loss decrease small", "no acceptable st
 RHO_MIN = 1e-3
 LAM_MAX = 1e10
 MAX_REJECTIONS = 6  # ordinary steps rejected in a row before a start stops ("no acceptable step")
-STRETCH_RHO, STRETCH_MAX = 0.75, 64.0  # after a step the model predicted well, try twice as far (up to 64x)
+# After a step the model predicted well (rho > STRETCH_RHO) that gained more than STRETCH_GAIN of the loss while
+# the new model reaches no lower than STRETCH_MYOPIC of it, try twice as far (up to STRETCH_MAX times the step)
+STRETCH_RHO, STRETCH_GAIN, STRETCH_MYOPIC, STRETCH_MAX = 0.75, 0.01, 0.5, 64.0
 
 
 @partial(jax.tree_util.register_dataclass,
@@ -84,14 +86,18 @@ def _free(u, g):
     return ~(((u <= 0.0) & (g > 0.0)) | ((u >= 1.0) & (g < 0.0)))
 
 
-def _solve(h, g, lam, free):
-    """The damped Gauss–Newton step on the free variables (Marquardt scaling; held variables do not move)."""
+def _solve(h, g, lam, free, fixed_step=None):
+    """The damped Gauss–Newton step on the free variables (Marquardt scaling); held variables do not move, or
+    move by ``fixed_step`` where it is given (non-zero) and the free ones account for it."""
     p = g.shape[0]
     diag = jnp.diag(h)
     scale = jnp.maximum(diag, 1e-12 * jnp.maximum(jnp.max(diag), 1e-30))
+    damped = h + lam * jnp.diag(scale)
     both = free[:, None] & free[None, :]
-    a = jnp.where(both, h + lam * jnp.diag(scale), jnp.eye(p, dtype=h.dtype))
-    return jnp.linalg.solve(a, jnp.where(free, -g, 0.0))
+    a = jnp.where(both, damped, jnp.eye(p, dtype=h.dtype))
+    rhs = -g if fixed_step is None else -g - damped @ fixed_step
+    step = jnp.linalg.solve(a, jnp.where(free, rhs, 0.0))
+    return step if fixed_step is None else jnp.where(free, step, fixed_step)
 
 
 def _model_minimum(f, g, h, u):
@@ -102,9 +108,17 @@ def _model_minimum(f, g, h, u):
 
 
 def step_and_prediction(u, g, h, lam, stretch=1.0):
-    """One projected LM step from ``u`` (times ``stretch``): (trial point, step taken, predicted loss decrease)."""
-    step = _solve(h, g, lam, _free(u, g))
-    u_try = jnp.clip(u + stretch * step, 0.0, 1.0)
+    """One projected LM step from ``u`` (times ``stretch``): (trial point, step taken, predicted loss decrease).
+
+    Variables the step would carry out of the box stop at the bound and the others are solved again with
+    them held there (one pass), so that the step taken stays a descent step of the model near a bound.
+    """
+    free = _free(u, g)
+    step = stretch * _solve(h, g, lam, free)
+    leaving = free & ((u + step < 0.0) | (u + step > 1.0))
+    to_bound = jnp.where(leaving, jnp.clip(u + step, 0.0, 1.0) - u, 0.0)
+    step = jnp.where(jnp.any(leaving), stretch * _solve(h, g, lam, free & ~leaving, to_bound / stretch), step)
+    u_try = jnp.clip(u + step, 0.0, 1.0)
     taken = u_try - u
     predicted = -(2.0 * jnp.dot(taken, g) + taken @ h @ taken)
     return u_try, taken, predicted
@@ -125,7 +139,11 @@ def _iterate_one(fun: Callable, settings: Settings, args, u, f, g, h, lam, nu, s
     lam_new = jnp.where(plain, jnp.where(accept, lam * jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3),
                                          lam * nu), lam)
     nu_new = jnp.where(plain & ~accept, 2.0 * nu, jnp.where(accept, 2.0, nu))
-    grow = accept & ~fresh & (stretched | (rho > STRETCH_RHO))
+    model_new = _model_minimum(f_try, g_try, h_try, u_try)
+    # crawling: a good step (a real gain, as predicted) whose new model sees little further to go, as when spike
+    # times in sampled residuals can move by one sample per linearisation: try twice as far next time
+    crawling = (actual > STRETCH_GAIN * f) & (model_new > STRETCH_MYOPIC * f_try)
+    grow = accept & ~fresh & (stretched | (rho > STRETCH_RHO)) & crawling
     stretch_new = jnp.where(grow, jnp.minimum(2.0 * stretch, STRETCH_MAX), 1.0)
     u_new = jnp.where(accept, u_try, u)
     f_new = jnp.where(accept, f_try, f)
@@ -134,14 +152,15 @@ def _iterate_one(fun: Callable, settings: Settings, args, u, f, g, h, lam, nu, s
     evals_new = evals + 1
     scale = jnp.maximum(f, 1e-30)
     small_step = plain & (jnp.max(jnp.abs(taken)) <= settings.xtol)
-    converged_f = jnp.where(accept, actual <= settings.ftol * scale, plain & (predicted <= settings.ftol * scale))
+    converged_f = jnp.where(accept, actual <= settings.ftol * scale,
+                            plain & (predicted >= 0.0) & (predicted <= settings.ftol * scale))
     stuck = plain & ~accept & ((lam_new > LAM_MAX) | (nu_new >= 2.0 ** (MAX_REJECTIONS + 1)))
     budget_left = jnp.where(evals_new >= max_evals, BUDGET, RUNNING)
     new_status = jnp.where(
         fresh, jnp.where(finite, budget_left, NOT_FINITE),
         jnp.where(converged_f, CONVERGED_F,
                   jnp.where(small_step, CONVERGED_X, jnp.where(stuck, NO_STEP, budget_left))))
-    model_new = jnp.where(accept, _model_minimum(f_try, g_try, h_try, u_try), f_model)
+    model_new = jnp.where(accept, model_new, f_model)
     keep = lambda old, new: jnp.where(running, new, old)  # noqa: E731
     return (keep(u, u_new), keep(f, f_new), keep(g, g_new), keep(h, h_new), keep(lam, lam_new), keep(nu, nu_new),
             keep(stretch, stretch_new), keep(f_model, model_new), keep(status, new_status), keep(evals, evals_new),
