@@ -68,14 +68,19 @@ def fit(problem, method: str = "gradient", starts: int | None = None, budget: in
 
 
 def fitted_traces(problem, result):
-    """The fitted model's (voltage mV, spikes 0/1), both NumPy [B, T], at ``result``'s best parameters."""
+    """The fitted model's (voltage mV, spikes 0/1), both NumPy [B, T], at ``result``'s best parameters.
+
+    Runs the model's own compiled simulator (:func:`diffbrain.neuron.simulate.run`, one program per model and
+    shapes, whatever the target), the one that also simulates synthetic targets.
+    """
     import jax.numpy as jnp
     import numpy as np
 
-    from diffbrain.fitting import problem as fp
+    from diffbrain.neuron import get_model
+    from diffbrain.neuron.simulate import run
 
-    u = problem.to_unit(jnp.asarray(result.best, jnp.result_type(float)))
-    voltage, spikes = fp.traces_at(problem, u)
+    theta = jnp.asarray(result.best, problem.current.dtype)
+    voltage, spikes, _ = run(get_model(problem.model), theta, problem.constants, problem.current, problem.dt)
     return np.asarray(voltage).T, np.asarray(spikes).T
 
 

@@ -57,8 +57,11 @@ def _one_blas_thread():
 
 
 def fit_baseline(problem: fp.FitProblem, method: str, population: int = 20, budget: int | None = None, seed: int = 0,
-                 report=None) -> FitResult:
-    """Fit with a gradient-free ``method`` (de, pso, twopointsde, bayes); ``budget`` total evaluations."""
+                 report=None, time_limit: float | None = None) -> FitResult:
+    """Fit with a gradient-free ``method`` (de, pso, twopointsde, bayes); ``budget`` total evaluations.
+
+    ``time_limit`` (seconds) ends the search after the first iteration that reaches it (benchmarks at equal time).
+    """
     if method not in METHODS:
         raise BadInput("method", f"unknown method {method!r}", f"use gradient or one of: {', '.join(METHODS)}")
     if population < 2:
@@ -95,6 +98,8 @@ def fit_baseline(problem: fp.FitProblem, method: str, population: int = 20, budg
         finite = losses[np.isfinite(losses)]
         batch_best.append(int(np.nanargmin(np.where(np.isfinite(losses), losses, np.nan))) if finite.size else 0)
         progress.record(losses, (it + 1) / iterations, method)
+        if time_limit is not None and progress.elapsed() >= time_limit:
+            break
     all_points = np.concatenate(tried)
     all_values = np.concatenate(values)
     all_reported = np.concatenate(reported)
@@ -109,6 +114,6 @@ def fit_baseline(problem: fp.FitProblem, method: str, population: int = 20, budg
     seconds, curve = progress.arrays()
     best = np.asarray(problem.to_params(jnp.asarray(best_u, dtype)), dtype=np.float64)
     start_params = np.asarray(problem.to_params(jnp.asarray(batch_points, dtype)), dtype=np.float64)
-    info = {"iterations": iterations, "population": population}
+    info = {"iterations": len(tried), "population": population}
     return FitResult(problem.model, problem.target, method, problem.names, best, loss, start_params, start_loss,
                      int(all_values.size), progress.elapsed(), seed, seconds, curve, info)

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 
-SCREEN_BATCH = 64  # candidates per vmapped forward call: on a 2-core CPU the cost per candidate is flat above ~16
-SCREEN_SHARE = 0.5  # at most this share of the budget (forward-equivalents) goes to the screen
-SCREEN_MIN, SCREEN_MAX = 256, 4096  # the screen's size when the budget allows
+# Candidates per vmapped forward call: the baselines' default population, so that a screen and a baseline of one
+# problem share one compiled program (on 2 CPU cores the cost per candidate changes little above ~16).
+SCREEN_BATCH = 20
+SCREEN_SHARE = 0.25  # at most this share of the budget (forward-equivalents) goes to the screen
+SCREEN_MIN, SCREEN_MAX = 200, 4000  # the screen's size when the budget allows
 
 
 def screen_size(budget: float, starts: int, share: float = SCREEN_SHARE) -> int:
-    """Candidates screened: a power of two within [SCREEN_MIN, SCREEN_MAX] and at most ``share`` of ``budget``
+    """Candidates screened: whole batches, within [SCREEN_MIN, SCREEN_MAX] and at most ``share`` of ``budget``
     (fewer only when the budget is that small), and at least one per polished start."""
-    cap = max(1.0, min(float(SCREEN_MAX), share * float(budget)))
-    size = 1 << int(np.floor(np.log2(cap)))
-    return max(size, 1 << int(np.ceil(np.log2(max(starts, 1)))))
+    cap = min(float(SCREEN_MAX), max(float(SCREEN_MIN), share * float(budget)), float(budget))
+    size = SCREEN_BATCH * int(cap // SCREEN_BATCH) if cap >= SCREEN_BATCH else int(cap)
+    return max(size, starts, 1)
 
 
 def design(n_params: int, size: int, seed: int) -> np.ndarray:
