@@ -252,7 +252,7 @@ def main(argv=None) -> None:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average_at_start": load(),
                     "note": "a shared machine: compare methods within one run; loads are recorded"},
         "settings": {"seeds": args.seeds, "horizon_seconds": args.horizon, "times": times,
-                     "baseline_population": 20, "gradient": "defaults (screen, then 4 polished starts, 2048 "
+                     "baseline_population": 20, "gradient": "defaults (screen, then 2 polished starts, 2048 "
                                                             "forward-equivalents)"},
         "comparisons": [],
     }

@@ -6,7 +6,7 @@ dt 0.01 ms), over S candidates in one vmapped, jitted call each:
 - ``forward``: the loss (potential: voltage MSE; spike: smooth gamma loss);
 - ``value_and_grad``: the loss and its gradient by reverse mode (``jax.value_and_grad``);
 - ``jacobian``: the voltage residuals and their Jacobian over the P parameters by forward mode
-  (``jax.jacfwd``, P tangents through the scan; potential targets only);
+  (``jax.jacfwd``, P tangents through the scan; potential targets only; what the LM polisher calls);
 
 each timed as the best of ``--repeats`` interleaved calls (the machine is shared), with the seconds of its
 first call (compilation) apart. ``ratio_to_forward`` is the cost the fitting budget charges
@@ -37,9 +37,14 @@ def _problem(model: str, target: str):
 
 
 def _residuals(problem, u):
-    """Voltage residuals [T * B] at unit-box point ``u`` (written here so that the bench runs on any version)."""
+    """The residuals the LM polisher differentiates (GIF: the program shared by the spike-forced and the free
+    stage, run free); on versions before it, the plain voltage residuals."""
+    import jax.numpy as jnp
+
     from diffbrain.fitting import problem as fp
 
+    if hasattr(fp, "residuals"):
+        return fp.residuals(problem, u, jnp.asarray(0.0, u.dtype) if problem.warm else None)
     v, _, _ = fp.simulate_params(problem, problem.to_params(u))
     return (v - problem.target_voltage).ravel()
 

@@ -149,7 +149,7 @@ EXPERIMENT = Experiment(
               choices=("potential", "spike")),
         Param("method", str, "gradient", "optimiser", choices=METHODS),
         Param("starts", int, 0, "starts polished after the screen (gradient) or population size (baselines); "
-              "0 = the method's default (gradient 4, baselines 20)", low=0),
+              "0 = the method's default (gradient 2, baselines 20)", low=0),
         Param("budget", int, 0, "total evaluations in forward-equivalents, the same for every method; 0 = the "
               "method's default (gradient 2048, baselines population x 5)", low=0),
         Param("protocol", str, "steps", "synthetic input protocol", choices=PROTOCOLS),

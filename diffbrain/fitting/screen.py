@@ -18,9 +18,10 @@ SCREEN_MIN, SCREEN_MAX = 200, 4000  # the screen's size when the budget allows
 
 
 def screen_size(budget: float, starts: int, share: float = SCREEN_SHARE) -> int:
-    """Candidates screened: whole batches, within [SCREEN_MIN, SCREEN_MAX] and at most ``share`` of ``budget``
-    (fewer only when the budget is that small), and at least one per polished start."""
-    cap = min(float(SCREEN_MAX), max(float(SCREEN_MIN), share * float(budget)), float(budget))
+    """Candidates screened: whole batches, ``share`` of ``budget`` but at least SCREEN_MIN (never more than half the
+    budget) and at most SCREEN_MAX, and at least one per polished start."""
+    budget = float(budget)
+    cap = min(float(SCREEN_MAX), max(min(float(SCREEN_MIN), 0.5 * budget), share * budget))
     size = SCREEN_BATCH * int(cap // SCREEN_BATCH) if cap >= SCREEN_BATCH else int(cap)
     return max(size, starts, 1)
 

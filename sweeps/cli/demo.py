@@ -22,7 +22,7 @@ RUNS = [(model, target, method) for model in ("gif", "hh") for target in ("poten
 @click.command(name="demo")
 @click.option("--out", default="demo-out", show_default=True, type=click.Path(), help="directory for the figures")
 @click.option("--starts", type=int, default=None,
-              help="gradient: starts polished after the screen (default 4); DE: population (default 20)")
+              help="gradient: starts polished after the screen (default 2); DE: population (default 20)")
 @click.option("--seed", type=int, default=0, show_default=True)
 def demo(out, starts, seed):
     """Fit GIF and HH targets (potential and spike) by gradient and by DE; print a table, write figures."""

@@ -170,7 +170,7 @@ def simulate(model, params, protocol, current_file, dt, duration, n_traces, nois
 @click.option("--target", type=click.Choice(("potential", "spike")), default="potential", show_default=True)
 @click.option("--method", type=click.Choice(METHODS), default="gradient", show_default=True)
 @click.option("--starts", type=int, default=None,
-              help="gradient: starts polished after the screen (default 4); baselines: population size (default 20)")
+              help="gradient: starts polished after the screen (default 2); baselines: population size (default 20)")
 @click.option("--budget", type=int, default=None,
               help="total evaluations in forward-equivalents, the same for every method (default: gradient 2048, "
                    "baselines population x 5)")
