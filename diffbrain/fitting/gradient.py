@@ -2,17 +2,20 @@
 
 :func:`fit_gradient`:
 
-1. **Screen** (:mod:`diffbrain.fitting.screen`): a scrambled Sobol design of a few hundred to a few thousand
-   candidates in the unit box, evaluated with the cheap batched forward; the best loss so far is recorded
-   after every batch, so the loss-vs-time curve starts with the first one.
+1. **Screen** (:mod:`diffbrain.fitting.screen`): a Latin-hypercube design of a few hundred to a few thousand
+   candidates in the unit box (a quarter of the budget), evaluated with the cheap batched forward; the best
+   loss so far is recorded after every batch, so the loss-vs-time curve starts with the first one.
 2. **Warm start** (threshold models, only where it pays: :data:`WARM_START`): the best starts first minimise
-   the spike-forced objective (:func:`problem.warm_objective`) by L-BFGS-B.
+   the spike-forced objective (:func:`problem.warm_objective`, a sum of squares) by Levenberg–Marquardt, in the
+   same compiled program as the free-running residuals. It comes after the screen, so it never delays the
+   first recorded loss; the loss where it ends is recorded too.
 3. **Polish** the ``starts`` best candidates, all in one vectorised program per iteration: Levenberg–Marquardt
    on the voltage residuals with a forward-mode Jacobian (:mod:`diffbrain.fitting.lm`) for potential targets,
    bounded L-BFGS-B with ``jax.grad`` (:mod:`diffbrain.fitting.lbfgsb`) for spike targets (:data:`POLISHER`,
-   chosen per target by ``bench/fit_polish.py``). Polishing ends as soon as the best start has stopped and no
-   running start's Gauss–Newton model predicts it could halve the best loss (L-BFGS-B has no such model:
-   there it ends when the best start has stopped).
+   chosen per target by ``bench/fit_polish.py``). Polishing (and the warm start) ends as soon as the best start
+   has converged (stuck does not count) and no running start's Gauss–Newton model predicts it could halve the
+   best loss (L-BFGS-B has no such model: there it ends when the best start has converged), or at once when a
+   loss of 0 (an exact fit) is reached.
 
 The budget counts forward-equivalents (:mod:`diffbrain.fitting.costs`): a screened candidate 1, a
 value-and-gradient or a residual Jacobian its measured multiple of a forward, as for every method.
@@ -51,6 +54,7 @@ POLISHER = {"potential": "lm", "spike": "lbfgsb"}
 # 0.05 (median) without. Models without ``simulate_forced`` (HH) never have one.
 WARM_START = {("gif", "potential"): True, ("gif", "spike"): True}
 WARM_FRACTION = 0.5  # of each polished start's budget, at most
+WARM_FTOL = 1e-3  # the warm start only has to reach the free-running optimum's basin
 IMPROVE_FACTOR = 0.5  # a running start continues after the best has stopped only if it could reach half its loss
 
 
@@ -67,21 +71,22 @@ def compaction_sizes(starts: int) -> list[int]:
     return sorted({starts, max(1, -(-starts // 4))})
 
 
-def _best_has_stopped(state, running: np.ndarray) -> bool:
-    """The lowest-loss start has stopped and no running start's local model reaches IMPROVE_FACTOR of its loss."""
+def _best_has_converged(state, running: np.ndarray) -> bool:
+    """The lowest-loss start has converged (not merely stuck: no acceptable step, budget) and no running start's
+    local model reaches IMPROVE_FACTOR of its loss."""
     f = np.asarray(state.f, dtype=np.float64)
     finite = np.isfinite(f)
     if not finite.any():
         return False
     best = int(np.argmin(np.where(finite, f, np.inf)))
-    if running[best]:
+    if int(np.asarray(state.status)[best]) not in (lbfgsb.CONVERGED_PG, lbfgsb.CONVERGED_F):
         return False
     reach = np.asarray(getattr(state, "f_model", state.f), dtype=np.float64)
     return not (running & (reach < IMPROVE_FACTOR * f[best])).any()
 
 
 def _drive(iterate: Callable, state, on_iteration: Callable, stop_early: bool = True):
-    """Iterate the vectorised optimiser until every start stops (or the best has: :func:`_best_has_stopped`).
+    """Iterate the vectorised optimiser until every start stops (or the best has: :func:`_best_has_converged`).
 
     ``iterate(state)`` advances a state of any batch size. Once few starts still run, they are packed into a
     smaller batch (sizes from :func:`compaction_sizes`, each compiled on the first fit of a shape) so that
@@ -103,7 +108,7 @@ def _drive(iterate: Callable, state, on_iteration: Callable, stop_early: bool = 
             state = jax.tree.map(lambda whole, new, i=index: whole.at[i].set(new), state, part)
         status = np.asarray(state.status)
         on_iteration(state)
-        if stop_early and _best_has_stopped(state, status == lbfgsb.RUNNING):
+        if stop_early and _best_has_converged(state, status == lbfgsb.RUNNING):
             break
     return state
 
@@ -196,23 +201,26 @@ def fit_gradient(problem: fp.FitProblem, starts: int = DEFAULT_STARTS, budget: i
         return _finish(problem, "gradient", u0, values[order], ledger, progress, seed, info, reported[order])
     u = jnp.asarray(u0, dtype)
     for n, (name, kind, optimiser, what, record) in enumerate(stages):
-        if n > 0 and not stages[n - 1][4] and optimiser == "lbfgsb":
-            # the loss where the warm start ended (the screen's compiled program); stop if it fits exactly
+        per_start = (budget - ledger.total) / starts
+        if n == 0 and len(stages) > 1:  # the warm start: at most WARM_FRACTION of each start's budget
+            cap = max(1, int(WARM_FRACTION * per_start // ledger.cost(kind)))
+        elif n > 0:  # after the warm start: its loss (the screen's program); an exact fit or no budget left ends it
             after, after_reported = screen.run_screen(problem, np.asarray(u), batch=info["screen_batch"])
             ledger.add("forward", info["screen_batch"])
             progress.record(after, ledger.total / budget, "after the warm start")
-            if np.nanmin(np.where(np.isfinite(after), after, np.nan), initial=np.inf) <= 0.0:
-                info["status"] = ["exact fit"] * len(after)
+            cap = int((budget - ledger.total) / starts // ledger.cost(kind))
+            exact = np.nanmin(np.where(np.isfinite(after), after, np.nan), initial=np.inf) <= 0.0
+            if exact or cap < 1:
+                info["status"] = ["exact fit" if exact else "budget used"] * len(after)
                 return _finish(problem, "gradient", u, after, ledger, progress, seed, info, after_reported)
-        last = n == len(stages) - 1
-        per_start = (budget - ledger.total) / starts
-        cap = int(per_start // ledger.cost(kind)) if last else max(2, int(WARM_FRACTION * per_start
-                                                                        // ledger.cost(kind)))
+        else:
+            cap = int(per_start // ledger.cost(kind))
         cap_array = jnp.asarray(cap, jnp.int32)
         if optimiser == "lm":
             state = lm.start(lm_settings, u)
-            iterate = lambda s, what=what, cap_array=cap_array: lm.iterate(  # noqa: E731
-                _residuals, lm_settings, (problem, what), s, cap_array)
+            ftol = jnp.asarray(lm_settings.ftol if record else WARM_FTOL, dtype)
+            iterate = lambda s, what=what, cap_array=cap_array, ftol=ftol: lm.iterate(  # noqa: E731
+                _residuals, lm_settings, (problem, what), s, cap_array, ftol)
         else:
             state = lbfgsb.start(settings, u)
             iterate = lambda s, what=what, cap_array=cap_array: lbfgsb.iterate(  # noqa: E731

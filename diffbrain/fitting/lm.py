@@ -125,7 +125,7 @@ def step_and_prediction(u, g, h, lam, stretch=1.0):
 
 
 def _iterate_one(fun: Callable, settings: Settings, args, u, f, g, h, lam, nu, stretch, f_model, status, evals,
-                 iterations, max_evals):
+                 iterations, max_evals, ftol):
     running = status == RUNNING
     fresh = jnp.isposinf(f)  # not evaluated yet: g = 0, so the step is 0 and the trial is u itself
     stretched = stretch > 1.0
@@ -152,8 +152,7 @@ def _iterate_one(fun: Callable, settings: Settings, args, u, f, g, h, lam, nu, s
     evals_new = evals + 1
     scale = jnp.maximum(f, 1e-30)
     small_step = plain & (jnp.max(jnp.abs(taken)) <= settings.xtol)
-    converged_f = jnp.where(accept, actual <= settings.ftol * scale,
-                            plain & (predicted >= 0.0) & (predicted <= settings.ftol * scale))
+    converged_f = jnp.where(accept, actual <= ftol * scale, plain & (predicted >= 0.0) & (predicted <= ftol * scale))
     stuck = plain & ~accept & ((lam_new > LAM_MAX) | (nu_new >= 2.0 ** (MAX_REJECTIONS + 1)))
     budget_left = jnp.where(evals_new >= max_evals, BUDGET, RUNNING)
     new_status = jnp.where(
@@ -180,9 +179,13 @@ def start(settings: Settings, u0) -> LmState:
 
 
 @partial(jax.jit, static_argnums=(0, 1))
-def iterate(fun: Callable, settings: Settings, args, state: LmState, max_evals) -> LmState:
-    """Advance every running start by one LM iteration (one vectorised program for all starts)."""
-    step = jax.vmap(partial(_iterate_one, fun, settings, args), in_axes=(0,) * 11 + (None,))
+def iterate(fun: Callable, settings: Settings, args, state: LmState, max_evals, ftol=None) -> LmState:
+    """Advance every running start by one LM iteration (one vectorised program for all starts).
+
+    ``ftol`` (a traced value; default ``settings.ftol``) lets stages with looser tolerances share the program.
+    """
+    ftol = settings.ftol if ftol is None else ftol
+    step = jax.vmap(partial(_iterate_one, fun, settings, args), in_axes=(0,) * 11 + (None, None))
     out = step(state.u, state.f, state.g, state.h, state.lam, state.nu, state.stretch, state.f_model, state.status,
-               state.evals, state.iterations, max_evals)
+               state.evals, state.iterations, max_evals, ftol)
     return LmState(*out)

@@ -138,10 +138,11 @@ def crossing_lag(x_before, x_after):
     return jnp.clip(jnp.where(rise > 0, x_after / safe, 0.0), 0.0, 1.0 - 1e-6)
 
 
-# Rematerialise a scan's step (jax.checkpoint: recompute it in the backward pass instead of storing it) only
-# for traces longer than this many neuron-steps (time steps x traces). Below it, what reverse mode stores per
-# start is a few MB (the paper's GIF protocols: 50 000 neuron-steps), and storing it is faster.
-REMAT_ABOVE_NEURON_STEPS = 2_000_000
+# Rematerialise a scan's step (jax.checkpoint: recompute it in the backward pass instead of storing it) for
+# traces longer than this many neuron-steps (time steps x traces): all of them. Measured with
+# bench/fit_eval_cost.py --no-remat on 2 CPU cores, 20 starts, where memory is no concern (a few MB): storing the
+# per-step values made a value-and-gradient 1.0-2x slower for GIF and 2x slower for HH than recomputing them.
+REMAT_ABOVE_NEURON_STEPS = 0
 
 
 def scan_step(step, shape: tuple[int, int]):
