@@ -5,7 +5,8 @@ target, scaled so that F is the mean squared error): each iteration pushes the P
 model in forward mode (``jax.jvp`` vmapped over the P directions: no reverse scan, nothing stored per time
 step), forms the Gauss–Newton system ``H = J'J``, ``g = J'r`` and solves ``(H + lam D) s = -g`` with
 Marquardt's scaling ``D = diag(H)``. Variables at a bound whose gradient pushes outward are held (the active
-set, as in :mod:`diffbrain.fitting.lbfgsb`) and the step is projected onto the box. A step is kept when the
+set, as in :mod:`diffbrain.fitting.lbfgsb`) and the step is projected onto the box (a projected step that
+does not descend is rejected: the next, more damped one is shorter). A step is kept when the
 loss falls (gain ratio rho > RHO_MIN); ``lam`` follows Nielsen's rule (times max(1/3, 1 - (2 rho - 1)^3) on
 success, times a doubling factor on failure). ``jax.vmap`` runs every start in lockstep; a start that has
 stopped is carried along unchanged and uses no evaluations.
@@ -54,7 +55,7 @@ class LmState:
     lam: jax.Array  # [S] damping
     nu: jax.Array  # [S] growth factor of lam after a rejected step (2^(k+1) after k rejections in a row)
     stretch: jax.Array  # [S] multiple of the LM step tried next (> 1 after steps the model predicted well)
-    f_model: jax.Array  # [S] the Gauss–Newton model's minimum: what the start could still reach locally
+    f_model: jax.Array  # [S] the Gauss–Newton model's minimum where the last iteration began (<= f)
     status: jax.Array  # [S] int
     evals: jax.Array  # [S] residual-and-Jacobian evaluations used
     iterations: jax.Array  # [S]
@@ -86,50 +87,54 @@ def _free(u, g):
     return ~(((u <= 0.0) & (g > 0.0)) | ((u >= 1.0) & (g < 0.0)))
 
 
-def _solve(h, g, lam, free, fixed_step=None):
-    """The damped Gauss–Newton step on the free variables (Marquardt scaling); held variables do not move, or
-    move by ``fixed_step`` where it is given (non-zero) and the free ones account for it."""
+def _steps(h, g, lam, free):
+    """The damped (Marquardt scaling) and the undamped Gauss–Newton step on the free variables; held variables do
+    not move. One batched solve for both: each ``jnp.linalg.solve`` in the program adds about half a CPU second
+    to its compilation (measured), more than the solves ever cost to run."""
     p = g.shape[0]
     diag = jnp.diag(h)
-    scale = jnp.maximum(diag, 1e-12 * jnp.maximum(jnp.max(diag), 1e-30))
-    damped = h + lam * jnp.diag(scale)
+    top = jnp.maximum(jnp.max(diag), 1e-30)
+    scale = jnp.maximum(diag, 1e-12 * top)
     both = free[:, None] & free[None, :]
-    a = jnp.where(both, damped, jnp.eye(p, dtype=h.dtype))
-    rhs = -g if fixed_step is None else -g - damped @ fixed_step
-    step = jnp.linalg.solve(a, jnp.where(free, rhs, 0.0))
-    return step if fixed_step is None else jnp.where(free, step, fixed_step)
+    eye = jnp.eye(p, dtype=h.dtype)
+    damped = jnp.where(both, h + lam * jnp.diag(scale), eye)
+    undamped = jnp.where(both, h + 1e-9 * top * eye, eye)  # a ridge far below any scale: singular H stays solvable
+    rhs = jnp.where(free, -g, 0.0)
+    steps = jnp.linalg.solve(jnp.stack([damped, undamped]), jnp.stack([rhs, rhs])[..., None])[..., 0]
+    return steps[0], steps[1]
 
 
-def _model_minimum(f, g, h, u):
-    """The Gauss–Newton model's lowest loss in reach (undamped step on the free variables, >= 0)."""
-    free = _free(u, g)
-    step = _solve(h, g, 0.0, free)
-    return jnp.maximum(f + 2.0 * jnp.dot(step, g) + step @ h @ step, 0.0)
+def model_minimum(f, g, h, gn_step):
+    """The Gauss–Newton model's lowest loss (at the undamped step), >= 0: what a start could still reach locally."""
+    return jnp.maximum(f + 2.0 * jnp.dot(gn_step, g) + gn_step @ h @ gn_step, 0.0)
+
+
+def _project(u, g, h, step):
+    """The trial point of ``step`` projected onto the box, the step taken and the model's predicted decrease."""
+    u_try = jnp.clip(u + step, 0.0, 1.0)
+    taken = u_try - u
+    return u_try, taken, -(2.0 * jnp.dot(taken, g) + taken @ h @ taken)
 
 
 def step_and_prediction(u, g, h, lam, stretch=1.0):
-    """One projected LM step from ``u`` (times ``stretch``): (trial point, step taken, predicted loss decrease).
-
-    Variables the step would carry out of the box stop at the bound and the others are solved again with
-    them held there (one pass), so that the step taken stays a descent step of the model near a bound.
-    """
-    free = _free(u, g)
-    step = stretch * _solve(h, g, lam, free)
-    leaving = free & ((u + step < 0.0) | (u + step > 1.0))
-    to_bound = jnp.where(leaving, jnp.clip(u + step, 0.0, 1.0) - u, 0.0)
-    step = jnp.where(jnp.any(leaving), stretch * _solve(h, g, lam, free & ~leaving, to_bound / stretch), step)
-    u_try = jnp.clip(u + step, 0.0, 1.0)
-    taken = u_try - u
-    predicted = -(2.0 * jnp.dot(taken, g) + taken @ h @ taken)
-    return u_try, taken, predicted
+    """One LM step from ``u`` (times ``stretch``), projected onto the box: (trial point, step taken, predicted loss
+    decrease, the undamped Gauss–Newton step). A projected step can fail to descend; it is then rejected and the
+    larger damping of the next try shortens it, and a variable that reaches its bound is held there."""
+    step, gn_step = _steps(h, g, lam, _free(u, g))
+    return (*_project(u, g, h, stretch * step), gn_step)
 
 
 def _iterate_one(fun: Callable, settings: Settings, args, u, f, g, h, lam, nu, stretch, f_model, status, evals,
                  iterations, max_evals, ftol):
     running = status == RUNNING
     fresh = jnp.isposinf(f)  # not evaluated yet: g = 0, so the step is 0 and the trial is u itself
+    step, gn_step = _steps(h, g, lam, _free(u, g))
+    model_here = jnp.where(fresh, jnp.inf, model_minimum(f, g, h, gn_step))
+    # crawling: the last step gained as predicted, but the model here sees little further to go, as when spike
+    # times in sampled residuals move by one sample per linearisation: then try ``stretch`` times the step
+    stretch = jnp.where(model_here > STRETCH_MYOPIC * f, stretch, 1.0)
     stretched = stretch > 1.0
-    u_try, taken, predicted = step_and_prediction(u, g, h, lam, stretch)
+    u_try, taken, predicted = _project(u, g, h, stretch * step)
     f_try, g_try, h_try = _normal_equations(fun, args, u_try)
     finite = jnp.isfinite(f_try) & jnp.all(jnp.isfinite(g_try)) & jnp.all(jnp.isfinite(h_try))
     actual = f - f_try
@@ -139,11 +144,7 @@ def _iterate_one(fun: Callable, settings: Settings, args, u, f, g, h, lam, nu, s
     lam_new = jnp.where(plain, jnp.where(accept, lam * jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3),
                                          lam * nu), lam)
     nu_new = jnp.where(plain & ~accept, 2.0 * nu, jnp.where(accept, 2.0, nu))
-    model_new = _model_minimum(f_try, g_try, h_try, u_try)
-    # crawling: a good step (a real gain, as predicted) whose new model sees little further to go, as when spike
-    # times in sampled residuals can move by one sample per linearisation: try twice as far next time
-    crawling = (actual > STRETCH_GAIN * f) & (model_new > STRETCH_MYOPIC * f_try)
-    grow = accept & ~fresh & (stretched | (rho > STRETCH_RHO)) & crawling
+    grow = accept & ~fresh & (stretched | (rho > STRETCH_RHO)) & (actual > STRETCH_GAIN * f)
     stretch_new = jnp.where(grow, jnp.minimum(2.0 * stretch, STRETCH_MAX), 1.0)
     u_new = jnp.where(accept, u_try, u)
     f_new = jnp.where(accept, f_try, f)
@@ -159,11 +160,10 @@ def _iterate_one(fun: Callable, settings: Settings, args, u, f, g, h, lam, nu, s
         fresh, jnp.where(finite, budget_left, NOT_FINITE),
         jnp.where(converged_f, CONVERGED_F,
                   jnp.where(small_step, CONVERGED_X, jnp.where(stuck, NO_STEP, budget_left))))
-    model_new = jnp.where(accept, model_new, f_model)
     keep = lambda old, new: jnp.where(running, new, old)  # noqa: E731
     return (keep(u, u_new), keep(f, f_new), keep(g, g_new), keep(h, h_new), keep(lam, lam_new), keep(nu, nu_new),
-            keep(stretch, stretch_new), keep(f_model, model_new), keep(status, new_status), keep(evals, evals_new),
-            keep(iterations, iterations + 1))
+            keep(stretch, stretch_new), keep(f_model, jnp.minimum(model_here, f_new)), keep(status, new_status),
+            keep(evals, evals_new), keep(iterations, iterations + 1))
 
 
 def start(settings: Settings, u0) -> LmState:

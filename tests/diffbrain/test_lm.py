@@ -81,7 +81,7 @@ def test_one_damped_step_solves_the_normal_equations_and_predicts_the_linear_mod
         np.testing.assert_allclose(np.asarray(jac), _fd_jacobian(_decay, y, u), rtol=1e-6, atol=1e-9)
         g, h = jac.T @ r, jac.T @ jac
         lam = 0.1
-        u_try, taken, predicted = lm.step_and_prediction(u, g, h, lam)
+        u_try, taken, predicted, _ = lm.step_and_prediction(u, g, h, lam)
         step = np.linalg.solve(np.asarray(h) + lam * np.diag(np.diag(np.asarray(h))), -np.asarray(g))
         np.testing.assert_allclose(np.asarray(taken), step, rtol=1e-10)
         linear = np.asarray(r) + np.asarray(jac) @ step  # the Gauss-Newton model of the residuals
@@ -89,7 +89,7 @@ def test_one_damped_step_solves_the_normal_equations_and_predicts_the_linear_mod
         # a step that leaves the box is projected, and the prediction follows the step taken
         u_edge = jnp.asarray([0.3, 0.2, 0.999])
         r, jac = lm.residuals_and_jacobian(_decay, jnp.asarray(_data(2.0, 1.3, 1.4)), u_edge)
-        u_try, taken, _ = lm.step_and_prediction(u_edge, jac.T @ r, jac.T @ jac, 1e-3)
+        u_try, taken, _, _ = lm.step_and_prediction(u_edge, jac.T @ r, jac.T @ jac, 1e-3)
         assert float(u_try[2]) == 1.0 and float(taken[2]) == pytest.approx(0.001)
 
 
