@@ -4,15 +4,22 @@ Targets are either synthetic (a protocol simulated at the ``true_*`` parameters,
 measurement noise) or a trace file (NPZ, or the paper's CSV layout with ``voltage_traces`` and
 ``dt_ms``). The result follows docs/store-format.md. JAX is imported inside :func:`run` only. Points
 that share shapes reuse the compiled programs: parameters, bounds, data and seeds are traced values.
+
+The string parameters are checked before anything runs (:meth:`Experiment.check_point`, from ``sweep
+plan``): ``bounds`` and ``fixed`` must name the model's parameters, ``traces`` / ``voltage_traces`` must be
+readable trace files that serve the target (relative paths in a sweep file: relative to its folder).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from functools import lru_cache
 
 from diffbrain.errors import BadInput
 from diffbrain.experiments.base import Experiment, Param, ParamError, RunContext
-from diffbrain.fitting import METHODS
+from diffbrain.fitting import METHODS, default_starts
+from diffbrain.fitting.bounds import parse_bounds_text
 from diffbrain.neuron import MODELS
 from diffbrain.traces import PROTOCOLS
 
@@ -32,6 +39,83 @@ def parse_assignments(text: str, field: str) -> dict[str, float]:
             raise ParamError(field, f"{item!r} is not NAME=NUMBER", "write e.g. A1=0.5,A2=-0.1")
         out[name.strip()] = number
     return out
+
+
+def bounds_from_text(model_name: str, text: str, field: str = "bounds") -> dict[str, tuple[float, float]]:
+    """The model's search bounds with ``"NAME=LO:HI,..."`` applied (ParamError naming ``field``); no JAX."""
+    try:
+        return parse_bounds_text(model_name, text, field)
+    except BadInput as err:
+        raise ParamError(err.field, err.problem, err.fix) from None
+
+
+@lru_cache(maxsize=1024)
+def _bounds_problem(model_name: str, text: str) -> ParamError | None:
+    try:
+        bounds_from_text(model_name, text)
+    except ParamError as err:
+        return err
+    return None
+
+
+def _check_bounds(text: str, params: Mapping) -> None:
+    err = _bounds_problem(params["model"], text)
+    if err is not None:
+        raise err
+
+
+def fixed_from_text(model_name: str, text: str, field: str = "fixed") -> dict[str, float]:
+    """``"NAME=VALUE,..."`` fixed model constants, checked against the model (ParamError naming ``field``)."""
+    model = MODELS[model_name]
+    fixed = parse_assignments(text, field)
+    unknown = sorted(set(fixed) - set(model.fixed_names))
+    if unknown:
+        raise ParamError(field, f"{unknown[0]!r} is not a fixed parameter of {model_name!r}",
+                         f"use one of: {', '.join(model.fixed_names)}")
+    return fixed
+
+
+@lru_cache(maxsize=1024)
+def _fixed_problem(model_name: str, text: str) -> ParamError | None:
+    try:
+        fixed_from_text(model_name, text)
+    except ParamError as err:
+        return err
+    return None
+
+
+def _check_fixed(text: str, params: Mapping) -> None:
+    err = _fixed_problem(params["model"], text)
+    if err is not None:
+        raise err
+
+
+@lru_cache(maxsize=256)
+def _trace_problem(path: str, voltage: str, dt_ms: float, target: str) -> BadInput | None:
+    from diffbrain import traces as tr
+
+    try:
+        tr.load(path, voltage or None, dt_ms or None).require(target)
+    except BadInput as err:
+        return err
+    return None
+
+
+def _check_point(params: Mapping) -> None:
+    """Checks across parameters: trace files that load and serve the target, a baseline's population."""
+    if params["traces"]:
+        err = _trace_problem(params["traces"], params["voltage_traces"], params["dt_ms"], params["target"])
+        if err is not None:  # a field inside the file ("PATH:current") is named in the problem
+            if ":" in err.field:
+                raise ParamError("traces", f"{err.field}: {err.problem}", err.fix)
+            if err.field == "dt":  # the loader's name for the time step; here it is dt_ms
+                raise ParamError("dt_ms", err.problem, "set dt_ms, the time step in ms (a CSV file does not carry it)")
+            raise ParamError(err.field, err.problem, err.fix)
+    elif params["voltage_traces"]:
+        raise ParamError("voltage_traces", "given without a 'traces' CSV file", "set traces to the current CSV")
+    starts = params["starts"] or default_starts(params["method"])
+    if params["method"] != "gradient" and starts < 2:
+        raise ParamError("starts", f"a population of {starts}", "give at least 2 for a baseline method")
 
 
 def _true_params() -> tuple[Param, ...]:
@@ -72,21 +156,13 @@ def run(params: dict, ctx: RunContext):
     import numpy as np
     import xarray as xr
 
-    from diffbrain.fitting import default_starts, fit, fitted_traces, make_problem, parse_bounds_text
+    from diffbrain.fitting import fit, fitted_traces, make_problem
 
     model = MODELS[params["model"]]
-    fixed = parse_assignments(params["fixed"], "fixed")
-    unknown = sorted(set(fixed) - set(model.fixed_names))
-    if unknown:
-        raise ParamError("fixed", f"{unknown[0]!r} is not a fixed parameter of {model.name!r}",
-                         f"use one of: {', '.join(model.fixed_names)}")
-    try:
-        box = parse_bounds_text(model.name, params["bounds"], "bounds")
-    except BadInput as exc:
-        raise ParamError(exc.field, exc.problem, exc.fix) from exc
+    fixed = fixed_from_text(model.name, params["fixed"])
+    box = bounds_from_text(model.name, params["bounds"])
+    _check_point(params)
     starts = params["starts"] or default_starts(params["method"])
-    if params["method"] != "gradient" and starts < 2:
-        raise ParamError("starts", f"a population of {starts}", "give at least 2 for a baseline method")
     ctx.report(0.0, "building targets")
     traces, truth = _targets(params, ctx, model, fixed)
     problem = make_problem(model.name, params["target"], traces, box, fixed, params["points"],
@@ -153,8 +229,9 @@ EXPERIMENT = Experiment(
         Param("budget", int, 0, "total evaluations in forward-equivalents, the same for every method; 0 = the "
               "method's default (gradient 2048, baselines population x 5)", low=0),
         Param("protocol", str, "steps", "synthetic input protocol", choices=PROTOCOLS),
-        Param("traces", str, "", "trace file (.npz, or .csv of currents in A); empty = synthetic target"),
-        Param("voltage_traces", str, "", "CSV of voltages (mV) that goes with a CSV 'traces' file"),
+        Param("traces", str, "", "trace file (.npz, or .csv of currents in A); empty = synthetic target",
+              path=True),
+        Param("voltage_traces", str, "", "CSV of voltages (mV) that goes with a CSV 'traces' file", path=True),
         Param("duration_ms", float, 0.0, "synthetic trace length in ms; 0 = model default (gif 1000, hh 14.97)",
               low=0.0),
         Param("dt_ms", float, 0.0, "time step in ms; 0 = model default (gif 0.1, hh 0.01); required for CSV",
@@ -162,12 +239,13 @@ EXPERIMENT = Experiment(
         Param("n_traces", int, 5, "synthetic traces", positive=True),
         Param("noise_mv", float, 0.0, "sd of Gaussian noise added to synthetic voltages (mV)", low=0.0),
         *_true_params(),
-        Param("bounds", str, "", "search bounds 'NAME=LO:HI,...'; empty = the paper's bounds"),
-        Param("fixed", str, "", "fixed model constants 'NAME=VALUE,...' (e.g. A1=0.5)"),
+        Param("bounds", str, "", "search bounds 'NAME=LO:HI,...'; empty = the paper's bounds", check=_check_bounds),
+        Param("fixed", str, "", "fixed model constants 'NAME=VALUE,...' (e.g. A1=0.5)", check=_check_fixed),
         Param("points", int, 0, "potential target: compare at this many samples per trace (0 = all)", low=0),
         Param("delta_ms", float, 0.0, "gamma-factor coincidence window in ms; 0 = model default", low=0.0),
         Param("keep_samples", int, 500, "samples per trace kept in the stored traces", positive=True),
     ),
     run=run,
+    check=_check_point,
     help="Fit a GIF or HH neuron to potential or spike targets by gradient (screen, then polish) or a baseline.",
 )

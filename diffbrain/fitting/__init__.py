@@ -20,7 +20,7 @@ GRADIENT_BUDGET = 2048  # forward-equivalents of a gradient fit by default (a sc
 BASELINE_ITERATIONS = 5  # default budget of the baselines: population x 5 (the paper's setting)
 
 _LAZY = {
-    "FitProblem": "problem", "make_problem": "problem", "parse_bounds": "problem", "parse_bounds_text": "problem",
+    "FitProblem": "problem", "make_problem": "problem", "parse_bounds": "bounds", "parse_bounds_text": "bounds",
     "FitResult": "result", "fit_baseline": "baselines", "fit_gradient": "gradient",
     "fit_gradient_sequential": "gradient",
 }
