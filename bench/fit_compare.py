@@ -10,8 +10,9 @@ above), the seconds to reach the loss DE reaches by the horizon, the seconds to 
 goals (the gradient at or below every baseline at every time; DE's horizon loss within 6 s). A 2x2 figure of
 best loss against wall time is written next to the JSON (``--figure``).
 
-``--commands`` also times whole commands in fresh processes (import, compilation, figures and files included):
-a GIF potential fit from the command line (hidden a, b, k1, k2), the recorded HH traces, and ``diffbrain demo``.
+``--commands`` also times whole commands in fresh processes (import, compilation, figures and files included;
+wall and CPU seconds): a GIF potential fit from the command line (hidden a, b, k1, k2), the recorded HH traces,
+and ``diffbrain demo``; ``--commands-only`` times them alone.
 
 Prints one JSON document. ``--quick``: one seed, a 10-s horizon, no commands. Not a test: timings depend on the
 machine's load, which is recorded with every timing.
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -169,14 +171,18 @@ def plot(path: Path, panels: dict) -> None:
 
 
 def timed(command: list[str], env: dict) -> dict:
+    """Wall seconds of ``command`` and the CPU seconds of its process tree (less sensitive to the machine's load)."""
     before = load()
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed: {done.stderr[-2000:]}")
-    return {"wall_seconds": round(seconds, 2), "load_average_before": before, "load_average_after": load(),
-            "stdout_tail": done.stdout.strip().splitlines()[-1:] if done.stdout.strip() else []}
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    return {"wall_seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "load_average_before": before,
+            "load_average_after": load(), "stdout_tail": done.stdout.strip().splitlines()[-1:]}
 
 
 def commands(data_dir: Path, repeats: int) -> dict:
@@ -191,10 +197,11 @@ def commands(data_dir: Path, repeats: int) -> dict:
                         "--out", str(npz)], env=env, check=True, capture_output=True)
         runs = {
             "gif_potential_fit": [diffbrain, "fit", "gif", "--traces", str(npz), "--target", "potential",
-                                  "--method", "gradient", "--out", str(tmp / "gif")],
+                                  "--method", "gradient", "--out", str(tmp / "gif_potential_fit")],
             "recorded_hh_fit": [diffbrain, "fit", "hh", "--traces", str(data_dir / "input_traces_hh.csv"),
                                 "--voltage", str(data_dir / "output_traces_hh.csv"), "--dt", "0.01",
-                                "--target", "potential", "--method", "gradient", "--out", str(tmp / "hh")],
+                                "--target", "potential", "--method", "gradient", "--out",
+                                str(tmp / "recorded_hh_fit")],
             "demo": [diffbrain, "demo", "--out", str(tmp / "demo")],
         }
         for name, command in runs.items():
@@ -207,7 +214,7 @@ def commands(data_dir: Path, repeats: int) -> dict:
                     run["fits"] = {f"{r['model']} {r['target']} {r['method']}": {
                         "loss": r["loss"], "seconds": round(r["seconds"], 2)} for r in rows}
                 else:
-                    record = json.loads((tmp / name.split("_")[0] / "fit.json").read_text())
+                    record = json.loads((tmp / name / "fit.json").read_text())
                     truth = HIDDEN["gif"] if name.startswith("gif") else HH_GENERATING
                     run["loss_mv"] = record["loss"]
                     run["fit_seconds"] = round(record["seconds"], 2)
@@ -237,6 +244,7 @@ def main(argv=None) -> None:
     parser.add_argument("--methods", default="gradient," + ",".join(BASELINES),
                         help="also: sequential (SciPy L-BFGS-B from 20 random starts in turn, the paper's code)")
     parser.add_argument("--commands", action="store_true", help="also time whole commands in fresh processes")
+    parser.add_argument("--commands-only", action="store_true", help="time the whole commands only")
     parser.add_argument("--command-repeats", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="one seed, a 10-s horizon")
     parser.add_argument("--figure", default="fit_compare.png", help="loss-vs-time figure ('' to skip)")
@@ -256,10 +264,14 @@ def main(argv=None) -> None:
                                                             "forward-equivalents)"},
         "comparisons": [],
     }
-    data = targets(Path(args.data))
+    if args.commands_only:
+        args.commands, args.models, args.figure = True, "", ""
+        report["settings"] = {"commands_only": True}
+    models = [m for m in args.models.split(",") if m]
+    data = targets(Path(args.data)) if models else {}
     methods = [m for m in args.methods.split(",") if m]
     panels = {}
-    for model in args.models.split(","):
+    for model in models:
         for target in args.targets.split(","):
             out, curves = compare(model, target, data[model], methods, args.seeds, args.horizon, times)
             report["comparisons"].append(out)
