@@ -108,7 +108,7 @@ class Param:
             try:
                 self.check(value, params)
             except ParamError as err:
-                raise ParamError(err.field if where == "" else key, err.problem, err.fix) from None
+                raise (err.at(key) if where else err) from None
 
 
 @lru_cache(maxsize=4096)

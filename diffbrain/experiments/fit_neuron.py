@@ -16,37 +16,26 @@ import math
 from collections.abc import Mapping
 from functools import lru_cache
 
+from diffbrain import assignments
 from diffbrain.errors import BadInput
 from diffbrain.experiments.base import Experiment, Param, ParamError, RunContext
-from diffbrain.fitting import METHODS, default_starts
-from diffbrain.fitting.bounds import parse_bounds_text
+from diffbrain.fitting import default_starts
+from diffbrain.methods import FIT_METHODS
 from diffbrain.neuron import MODELS
 from diffbrain.traces import PROTOCOLS
+
+METHOD_NAMES = FIT_METHODS
+PROTOCOL_NAMES = PROTOCOLS
 
 
 def parse_assignments(text: str, field: str) -> dict[str, float]:
     """``"NAME=VALUE,NAME=VALUE"`` -> {name: float} (ParamError naming ``field``)."""
-    out = {}
-    for item in (part.strip() for part in text.replace(";", ",").split(",")):
-        if not item:
-            continue
-        name, sep, value = item.partition("=")
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-        if not sep or not name.strip() or not math.isfinite(number):
-            raise ParamError(field, f"{item!r} is not NAME=NUMBER", "write e.g. A1=0.5,A2=-0.1")
-        out[name.strip()] = number
-    return out
+    return assignments.numbers(assignments.split_text(text), field, "write e.g. A1=0.5,A2=-0.1", ParamError)
 
 
 def bounds_from_text(model_name: str, text: str, field: str = "bounds") -> dict[str, tuple[float, float]]:
     """The model's search bounds with ``"NAME=LO:HI,..."`` applied (ParamError naming ``field``); no JAX."""
-    try:
-        return parse_bounds_text(model_name, text, field)
-    except BadInput as err:
-        raise ParamError(err.field, err.problem, err.fix) from None
+    return assignments.bounds(text, MODELS[model_name].bounds(), model_name, field, ParamError)
 
 
 @lru_cache(maxsize=1024)
@@ -223,12 +212,12 @@ EXPERIMENT = Experiment(
         Param("model", str, "gif", "neuron model", choices=tuple(MODELS)),
         Param("target", str, "potential", "fit the voltage (RMSE) or the spike train (gamma factor)",
               choices=("potential", "spike")),
-        Param("method", str, "gradient", "optimiser", choices=METHODS),
+        Param("method", str, "gradient", "optimiser", choices=METHOD_NAMES),
         Param("starts", int, 0, "starts polished after the screen (gradient) or population size (baselines); "
               "0 = the method's default (gradient 2, baselines 20)", low=0),
         Param("budget", int, 0, "total evaluations in forward-equivalents, the same for every method; 0 = the "
               "method's default (gradient 2048, baselines population x 5)", low=0),
-        Param("protocol", str, "steps", "synthetic input protocol", choices=PROTOCOLS),
+        Param("protocol", str, "steps", "synthetic input protocol", choices=PROTOCOL_NAMES),
         Param("traces", str, "", "trace file (.npz, or .csv of currents in A); empty = synthetic target",
               path=True),
         Param("voltage_traces", str, "", "CSV of voltages (mV) that goes with a CSV 'traces' file", path=True),

@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-BASELINES = ("de", "pso", "twopointsde", "bayes")
-METHODS = ("gradient",) + BASELINES
+from diffbrain.methods import BASELINE_METHODS as BASELINES
+from diffbrain.methods import FIT_METHODS as METHODS
+
 # polished starts (gradient; bench/fit_polish.py: 1 start was fastest and 2 cost ~20% more, all as accurate,
 # and a second start keeps a fallback when the best screened point lies in the wrong basin) / population size
 DEFAULT_STARTS = {"gradient": 2, **{m: 20 for m in BASELINES}}
@@ -20,7 +21,7 @@ GRADIENT_BUDGET = 2048  # forward-equivalents of a gradient fit by default (a sc
 BASELINE_ITERATIONS = 5  # default budget of the baselines: population x 5 (the paper's setting)
 
 _LAZY = {
-    "FitProblem": "problem", "make_problem": "problem", "parse_bounds": "bounds", "parse_bounds_text": "bounds",
+    "FitProblem": "problem", "make_problem": "problem", "parse_bounds": "problem", "parse_bounds_text": "problem",
     "FitResult": "result", "fit_baseline": "baselines", "fit_gradient": "gradient",
     "fit_gradient_sequential": "gradient",
 }

@@ -17,11 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from diffbrain.errors import BadInput
-from diffbrain.fitting import BASELINES
 from diffbrain.fitting import problem as fp
 from diffbrain.fitting.result import FitResult, Progress, objective_to_loss
+from diffbrain.methods import BASELINE_METHODS as METHODS
 
-METHODS = BASELINES
 _PENALTY = 1e10
 
 

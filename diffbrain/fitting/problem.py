@@ -18,9 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from diffbrain import losses
+from diffbrain import assignments, losses
 from diffbrain.errors import BadInput
-from diffbrain.fitting.bounds import parse_bounds
 from diffbrain.neuron import get_model
 from diffbrain.traces import Traces
 
@@ -65,6 +64,23 @@ class FitProblem:
 
     def to_unit(self, theta) -> jax.Array:
         return (jnp.asarray(theta) - self.lower) / (self.upper - self.lower)
+
+
+def parse_bounds(model: str, bounds: Mapping[str, tuple[float, float]] | None, field: str = "bounds") -> dict:
+    """The model's default bounds overridden by ``bounds`` {name: (low, high)}, checked (BadInput)."""
+    given = {}
+    for name, pair in dict(bounds or {}).items():
+        try:
+            given[name] = tuple(float(x) for x in pair)
+            low, high = given[name]
+        except (TypeError, ValueError) as exc:
+            raise BadInput(f"{field}.{name}", f"{pair!r} is not two numbers", "give LOW:HIGH") from exc
+    return assignments.check_bounds(get_model(model).bounds(), given, model, field)
+
+
+def parse_bounds_text(model: str, text: str, field: str = "bounds") -> dict:
+    """Bounds from ``"NAME=LO:HI,NAME=LO:HI"`` (empty: the model's defaults)."""
+    return assignments.bounds(text, get_model(model).bounds(), model, field)
 
 
 def make_problem(model: str, target: str, traces: Traces, bounds: Mapping | None = None,

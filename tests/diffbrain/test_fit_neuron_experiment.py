@@ -107,33 +107,3 @@ def test_bad_combinations_name_the_field(tmp_path, params, error, field):
     with pytest.raises(error) as info:
         _run({"model": "gif", "duration_ms": 20.0, "starts": 2, "budget": 4, **params})
     assert info.value.field == field
-
-
-def test_one_bounds_parser_without_jax_for_plan_command_and_fit():
-    """The plan-time check, the ``fit --bounds`` option and make_problem share one JAX-free parser."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys\n"
-        "from diffbrain.errors import BadInput\n"
-        "from diffbrain.experiments import get\n"
-        "from diffbrain.fitting.bounds import parse_bounds_text\n"
-        "from diffbrain.experiments.fit_neuron import bounds_from_text\n"
-        "exp = get('fit-neuron')\n"
-        "print(bounds_from_text('gif', 'a=0:0.05; k1=0.1:1') == parse_bounds_text('gif', 'a=0:0.05,k1=0.1:1'))\n"
-        "for text in ('a=0.1:0.05', 'zz=0:1', 'a=x:1', 'a=nan:1', 'a'):\n"
-        "    try:\n"
-        "        exp.check_point(exp.validate({'model': 'gif', 'bounds': text}))\n"
-        "    except BadInput as err:\n"
-        "        try:\n"
-        "            parse_bounds_text('gif', text, 'bounds')\n"
-        "        except BadInput as same:\n"
-        "            print(type(err).__name__, err.message == same.message, err.field)\n"
-        "print('jax' in sys.modules)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split("\n")[:-1] == [
-        "True", "ParamError True bounds.a", "ParamError True bounds.zz", "ParamError True bounds.a",
-        "ParamError True bounds.a", "ParamError True bounds", "False"]
