@@ -34,6 +34,10 @@ FIGURES = {
     "raster.png": "spike raster of one recorded trial",
     "fit_traces.png": "fitted vs target membrane potential of the best fit",
     "loss_vs_time.png": "best loss vs wall time per method (fit sweeps)",
+    "connectome_weights_by_class.png": "connectome runs: weight distributions per presynaptic cell class, "
+                                       "before vs after training",
+    "connectome_weights_by_transmitter.png": "connectome runs: weight distributions per presynaptic transmitter, "
+                                             "before vs after training",
 }
 
 

@@ -120,7 +120,7 @@ def _param_value(exp: Experiment, name: str, value: Any, key: str, section: str)
     param = exp.param(name, where=f"{section}.{name}")
     value = param.coerce(value, where=key)
     base = _BASE_DIR.get()
-    if param.path and value and base is not None:
+    if param.is_path(value) and base is not None:
         value = os.path.normpath(base / os.path.expanduser(value))  # relative to the sweep file's folder
     return value
 
