@@ -20,12 +20,11 @@ RUNS = [(model, target, method) for model in ("gif", "hh") for target in ("poten
 
 @click.command(name="demo")
 @click.option("--out", default="demo-out", show_default=True, type=click.Path(), help="directory for the figures")
-@click.option("--starts", type=int, default=20, show_default=True,
-              help="gradient starts and DE population (the paper's 20)")
+@click.option("--starts", type=int, default=None,
+              help="gradient: starts polished after the screen (default 2); DE: population (default 20)")
 @click.option("--seed", type=int, default=0, show_default=True)
 def demo(out, starts, seed):
     """Fit GIF and HH targets (potential and spike) by gradient and by DE; print a table, write figures."""
-    import jax.numpy as jnp
     import numpy as np
     from rich.console import Console
     from rich.table import Table
@@ -34,11 +33,10 @@ def demo(out, starts, seed):
     from diffbrain import fitting
     from diffbrain import traces as tr
     from diffbrain.errors import BadInput
-    from diffbrain.fitting import problem as fp
     from diffbrain.neuron import get_model, simulate
 
     out_dir = check_out_dir(out)
-    if starts < 2:
+    if starts is not None and starts < 2:
         raise BadInput("--starts", f"{starts}", "give at least 2 (DE needs a population)")
     console = Console()
     targets = {}
@@ -55,8 +53,7 @@ def demo(out, starts, seed):
             result = fitting.fit(problem, method, starts, None, seed, report=report)
         truth = np.asarray(neuron.theta())
         error = float(np.max(np.abs(result.best / truth - 1.0)))
-        u = problem.to_unit(jnp.asarray(result.best, jnp.result_type(float)))
-        v_fit, s_fit = (np.asarray(x).T for x in fp.traces_at(problem, u))
+        v_fit, s_fit = fitting.fitted_traces(problem, result)
         data = targets[model]
         title = f"{model} {target}, {method}: loss {result.loss:.3g} {result.loss_units}"
         writers[f"{model}-{target}-{method}.png"] = (
@@ -77,7 +74,7 @@ def demo(out, starts, seed):
     writers["summary.json"] = lambda p: p.write_text(jsonsafe.dumps(rows, indent=2) + "\n")
     write_files(out_dir, writers)
 
-    table = Table(title="Gradient (vectorised L-BFGS-B) vs differential evolution")
+    table = Table(title="Gradient (screen, then LM or L-BFGS-B) vs differential evolution")
     for column in ("model", "target", "method", "loss", "unit", "param err", "evals", "seconds"):
         table.add_column(column, justify="left" if column in ("model", "target", "method", "unit") else "right")
     for row in rows:
