@@ -1,6 +1,6 @@
 """Figures of one run (``train``, ``simulate-network``, ``fit``, ``demo``), drawn as the report draws its own.
 
-Every figure is a :class:`matplotlib.figure.Figure` on the Agg canvas (``analysis.figures.new_figure``), never
+Every figure is a :class:`matplotlib.figure.Figure` on the Agg canvas (``analysis.canvas``), never
 pyplot: no global backend switch, safe from any thread. The functions take a run's dataset (or its plain
 arrays for a fit) and a path, and return the path. The weight histograms of a training run are the report's
 own figure, fed with the run's statistics, so the two never disagree.
@@ -10,16 +10,40 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 
-from analysis import figures, weights
+from analysis import canvas
+
+if TYPE_CHECKING:  # xarray is imported by the dataset's producer; a fit's figure never needs it
+    import xarray as xr
+
+# a panel is a few hundred pixels wide: longer lines are drawn as their min/max envelope per bin
+MAX_LINE_POINTS = 4000
+
+
+def envelope(time: np.ndarray, values: np.ndarray, max_points: int = MAX_LINE_POINTS):
+    """(time, values) cut to at most ``max_points`` points: the minimum and maximum of each bin, in order,
+    so spikes and their peaks are drawn as in the full line."""
+    n = values.shape[-1]
+    if n <= max_points:
+        return time, values
+    width = int(np.ceil(n / (max_points // 2)))
+    bins = n // width
+    head = values[: bins * width].reshape(bins, width)
+    t_head = time[: bins * width].reshape(bins, width)
+    lo, hi = head.argmin(axis=1), head.argmax(axis=1)
+    first, second = np.minimum(lo, hi), np.maximum(lo, hi)
+    rows = np.arange(bins)
+    t = np.stack([t_head[rows, first], t_head[rows, second]], axis=1).ravel()
+    v = np.stack([head[rows, first], head[rows, second]], axis=1).ravel()
+    return np.concatenate([t, time[bins * width:]]), np.concatenate([v, values[bins * width:]])
 
 
 def learning_curves(ds: xr.Dataset, path: str | Path) -> Path:
     """Training loss and accuracy per iteration, and the final test accuracy."""
-    fig, (ax_loss, ax_acc) = figures.new_figure(2, width=5.0, height=3.5)
+    fig, (ax_loss, ax_acc) = canvas.new_figure(2, width=5.0, height=3.5)
     it = ds["iteration"].values
     ax_loss.plot(it, ds["loss"].values, lw=1)
     ax_loss.set(xlabel="iteration", ylabel="recall cross-entropy per step", yscale="log", title="loss")
@@ -28,12 +52,12 @@ def learning_curves(ds: xr.Dataset, path: str | Path) -> Path:
     ax_acc.set(xlabel="iteration", ylabel="accuracy", ylim=(0, 1.02), title="accuracy")
     ax_acc.legend(loc="lower right")
     fig.suptitle(f"{ds.attrs['method']}, {ds.attrs['conn_method']}, n_rec={ds.attrs['n_rec']}")
-    return figures.save(fig, path)
+    return canvas.save(fig, path)
 
 
 def raster_and_membrane(ds: xr.Dataset, path: str | Path, trial: int = 0) -> Path:
     """Spike raster of one recorded test trial (E red, I blue) and the stored membrane traces."""
-    fig = figures.blank_figure(10, 6)
+    fig = canvas.blank_figure(10, 6)
     ax_r, ax_v = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
     dt = float(ds["dt"])
     offsets = ds["spike_trial_offsets"].values
@@ -50,17 +74,20 @@ def raster_and_membrane(ds: xr.Dataset, path: str | Path, trial: int = 0) -> Pat
     ax_v.set(xlabel="time (ms)", ylabel="membrane (mV)", title="membrane potential (trial 0)")
     if ds.sizes.get("v_neuron", 0):
         ax_v.legend(loc="upper right", fontsize=7, ncol=2)
-    return figures.save(fig, path)
+    return canvas.save(fig, path)
 
 
 def run_weight_histograms(ds: xr.Dataset, path: str | Path) -> Path:
     """The report's before/after weight figure for this one run (first and last snapshot)."""
+    from analysis import figures as report_figures
+    from analysis import weights
+
     stats = weights.weight_statistics(ds)
     table = stats.expand_dims(method=[str(ds.attrs.get("method", "run"))])
     for p in weights.POPULATIONS:
         table[f"tv_distance_pooled_{p}"] = table[f"tv_distance_{p}"]
     units = ds["w_hist_exc"].attrs.get("units", "") or "1"
-    return figures.weight_histograms(table, np.asarray(ds["weight_bin_edges"].values), path, units=units)
+    return report_figures.weight_histograms(table, np.asarray(ds["weight_bin_edges"].values), path, units=units)
 
 
 def write_train_figures(ds: xr.Dataset, directory: str | Path) -> tuple[list[Path], list[str]]:
@@ -92,7 +119,7 @@ def simulation_raster(ds: xr.Dataset, path: str | Path, max_neurons: int = 500) 
     t = ds["spike_time"].values[keep] * dt
     rows = row_of[neuron[keep]]
     exc = ds["is_excitatory"].values[neuron[keep]]
-    fig = figures.blank_figure(10, 6)
+    fig = canvas.blank_figure(10, 6)
     ax_r, ax_p = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     ax_r.scatter(t[exc], rows[exc], s=1, c="tab:red", lw=0, label="excitatory")
     ax_r.scatter(t[~exc], rows[~exc], s=1, c="tab:blue", lw=0, label="inhibitory")
@@ -104,7 +131,7 @@ def simulation_raster(ds: xr.Dataset, path: str | Path, max_neurons: int = 500) 
                  f"(E {float(ds['mean_rate_exc']):.1f}, I {float(ds['mean_rate_inh']):.1f}), "
                  f"{float(ds['seconds_per_sim_second']):.3g} s per simulated s")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return figures.save(fig, path)
+    return canvas.save(fig, path)
 
 
 def fit_traces(path: str | os.PathLike, current: np.ndarray, dt: float, fitted_voltage: np.ndarray,
@@ -116,13 +143,13 @@ def fit_traces(path: str | os.PathLike, current: np.ndarray, dt: float, fitted_v
     """
     n = current.shape[0]
     time = np.arange(current.shape[1]) * dt
-    fig = figures.blank_figure(3.2 * n, 4.6)
+    fig = canvas.blank_figure(3.2 * n, 4.6)
     axes = fig.subplots(2, n, squeeze=False, sharex="col", height_ratios=(3, 1))
     for i in range(n):
         top, bottom = axes[0, i], axes[1, i]
         if target_voltage is not None:
-            top.plot(time, target_voltage[i], color="0.3", lw=0.9, label="target")
-            top.plot(time, fitted_voltage[i], color="tab:red", lw=0.8, alpha=0.85, label="fitted")
+            top.plot(*envelope(time, target_voltage[i]), color="0.3", lw=0.9, label="target")
+            top.plot(*envelope(time, fitted_voltage[i]), color="tab:red", lw=0.8, alpha=0.85, label="fitted")
             top.set_ylabel("V (mV)" if i == 0 else "")
         else:
             rows = ((1, target_spikes, "0.3", "target"), (0, fitted_spikes, "tab:red", "fitted"))
@@ -130,24 +157,24 @@ def fit_traces(path: str | os.PathLike, current: np.ndarray, dt: float, fitted_v
                 times = time[np.asarray(spikes[i]) > 0.5]
                 top.vlines(times, row + 0.1, row + 0.9, color=color, lw=1.2, label=label)
             top.set_yticks([0.5, 1.5], ["fitted", "target"])
-        bottom.plot(time, current[i], color="tab:blue", lw=0.8)
+        bottom.plot(*envelope(time, current[i]), color="tab:blue", lw=0.8)
         bottom.set_xlabel("time (ms)")
         bottom.set_ylabel("I (nA)" if i == 0 else "")
         top.set_title(f"trace {i}", fontsize=9)
     axes[0, 0].legend(fontsize=7, loc="best")
     if title:
         fig.suptitle(title, fontsize=10)
-    return figures.save(fig, path, dpi=90)
+    return canvas.save(fig, path, dpi=90)
 
 
 def loss_curves(path: str | os.PathLike, curves: dict[str, tuple[np.ndarray, np.ndarray]], ylabel: str,
                 title: str = "") -> Path:
     """Best loss so far against wall seconds, one line per method (log-log where positive)."""
-    fig, (ax,) = figures.new_figure(1, width=5.5, height=3.8)
+    fig, (ax,) = canvas.new_figure(1, width=5.5, height=3.8)
     for name, (seconds, loss) in curves.items():
         ax.step(seconds, np.maximum(loss, 1e-6), where="post", label=name)
     ax.set(xscale="log", yscale="log", xlabel="wall time (s)", ylabel=ylabel)
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
-    return figures.save(fig, path, dpi=90)
+    return canvas.save(fig, path, dpi=90)

@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("DIFFBRAIN_NO_PROGRESS", "1")
+os.environ.setdefault("DIFFBRAIN_COMPILATION_CACHE", "off")  # hermetic: tests/cli/test_compile_cache.py turns it on
 
 # The session fixture `slurm_cluster` (a real one-node SLURM; see tests/cluster/README.md).
 from cluster.fixture import slurm_cluster  # noqa: E402,F401

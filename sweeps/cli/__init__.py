@@ -41,10 +41,23 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, name)
 
 
+# commands that compile JAX programs in this process: they use the persistent compilation cache
+COMPILING = {"simulate", "fit", "train", "simulate-network", "demo"}
+
+
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="diffbrain")
-def cli():
-    """Differentiable brain models at scale: fit neurons, train spiking networks, run sweeps on SLURM."""
+@click.pass_context
+def cli(ctx):
+    """Differentiable brain models at scale: fit neurons, train spiking networks, run sweeps on SLURM.
+
+    Commands that compute keep their compiled programs in ~/.cache/diffbrain/jax (DIFFBRAIN_COMPILATION_CACHE:
+    another folder, or off).
+    """
+    if ctx.invoked_subcommand in COMPILING:
+        from sweeps.cli import compile_cache
+
+        compile_cache.enable()
 
 
 def main(argv: list[str] | None = None) -> None:
