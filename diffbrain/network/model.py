@@ -144,6 +144,16 @@ class EINetwork(brainstate.nn.Module):
         pre_exc = u.math.concatenate([x, spikes[..., : self.n_exc]], axis=-1)
         return self.in_exc(pre_exc), self.inh(spikes[..., self.n_exc :])
 
+    STATES = ("V", "I_a", "g_exc", "g_inh", "trace")  # one group per neuron, in this order
+
+    def state_values(self) -> tuple:
+        """The hidden states (V, I_a, g_exc, g_inh, trace) as brainunit quantities ``[..., n_rec]``."""
+        return tuple(getattr(self, name).value for name in self.STATES)
+
+    def set_state_values(self, values) -> None:
+        for name, value in zip(self.STATES, values, strict=True):
+            getattr(self, name).value = value
+
     def update(self, x):
         """One step in the paper's order: spikes of the last step and this step's input open conductances,
         the adaptation current decays, the membrane integrates both, the readout trace follows it.
@@ -156,7 +166,15 @@ class EINetwork(brainstate.nn.Module):
         """
         spk = self.spikes()
         d_exc, d_inh = self.conductance_increment(x, spk)
-        g_e_old, g_i_old, i_a_old, v_old = self.g_exc.value, self.g_inh.value, self.I_a.value, self.V.value
+        self.set_state_values(self.advance(self.state_values(), d_exc, d_inh))
+        return self.logits(self.trace.value)
+
+    def advance(self, states: tuple, d_exc, d_inh) -> tuple:
+        """The new hidden states from the previous ones and this step's conductance increments (S): a pure,
+        elementwise function of each neuron's own states (the projections' inputs are outside it), so
+        its Jacobian with respect to ``states`` is D-RTRL's per-neuron block."""
+        v_old, i_a_old, g_e_old, g_i_old, tr_old = states
+        spk = self.spikes(v_old)
 
         def g_exc():
             return g_e_old * self.decay_syn + d_exc
@@ -175,16 +193,15 @@ class EINetwork(brainstate.nn.Module):
             drive = self.resistance * (g_e * self.e_exc + g_i * self.e_inh + adaptation()) / self.tau
             return v + (drive - rate * v) * (-u.math.expm1(-rate * self.dt)) / rate
 
-        self.g_exc.value = g_exc()
-        self.g_inh.value = g_inh()
-        self.I_a.value = adaptation()
-        self.V.value = membrane()
         # leaky rate readout: each neuron's membrane is low-pass filtered (tau_out) inside the neuron's own
-        # state group, so D-RTRL follows the readout's memory; the filtered potentials are standardised
-        # across neurons and read out linearly.
-        self.trace.value = self.trace.value * self.decay_out + (1.0 - self.decay_out) * (membrane() - self.v_th)
-        rec = jax.nn.standardize(u.get_magnitude(self.trace.value / u.mV), axis=-1)
-        return braintrace.matmul(rec, self.readout.value)
+        # state group, so D-RTRL follows the readout's memory
+        trace = tr_old * self.decay_out + (1.0 - self.decay_out) * (membrane() - self.v_th)
+        return membrane(), adaptation(), g_exc(), g_inh(), trace
+
+    def logits(self, trace, readout=None):
+        """The readout ``[..., n_out]``: the filtered potentials standardised across neurons, read out linearly."""
+        rec = jax.nn.standardize(u.get_magnitude(trace / u.mV), axis=-1)
+        return braintrace.matmul(rec, self.readout.value if readout is None else readout)
 
     # -- introspection ----------------------------------------------------------------------------
 
