@@ -28,7 +28,8 @@ def _flag(name: str) -> str:
 def _options(func):
     """One click option per experiment parameter (defaults stay with the experiment: unset flags are omitted)."""
     for p in reversed(ALL_PARAMS):
-        default = "" if p.default is REQUIRED else f" [default: {p.default}]"
+        # a None default means "per method": the help text itself lists those defaults
+        default = "" if p.default is REQUIRED or p.default is None else f" [default: {p.default}]"
         choices = f" ({'|'.join(p.choices)})" if p.choices else ""
         text = f"{p.help}{choices}{default}"
         if p.kind is bool:
