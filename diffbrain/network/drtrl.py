@@ -197,6 +197,16 @@ def reachable(start: np.ndarray, pd: np.ndarray) -> np.ndarray:
         out = nxt
 
 
+def chunk_length(n_steps: int, chunk: int) -> int:
+    """A chunk length that divides ``n_steps`` if one lies in ``[chunk/2, chunk]`` (one compiled chunk body instead
+    of two: the remainder needs its own), else ``chunk``."""
+    top = min(chunk, n_steps)
+    for c in range(top, max(1, top // 2) - 1, -1):
+        if n_steps % c == 0:
+            return c
+    return chunk
+
+
 class DRTRL:
     """D-RTRL gradients of the recall-period loss for one :class:`EINetwork` (call inside a brainstate jit).
 
@@ -290,7 +300,7 @@ class DRTRL:
 
     def run_phase(self, carry, start: int, stop: int, inputs, labels, with_loss: bool):
         """Steps ``[start, stop)`` in chunks (a scan over full chunks, then the remainder)."""
-        c = self.chunk
+        c = chunk_length(stop - start, self.chunk)
         n_full, rest = divmod(stop - start, c)
         outs = []
         if n_full:
