@@ -57,11 +57,16 @@ TASK_PARAMS: tuple[Param, ...] = (
 
 # Per-method optimiser defaults (issue 11): each method learns from ``--method M`` alone. A parameter named
 # here defaults to None ("the method's default"); the value a run used is resolved by ``resolve_training``
-# and recorded with the run. A value the user gives always wins.
+# and recorded with the run. A value the user gives always wins. BPTT and D-RTRL keep the paper's Adam 1e-3
+# (both reach 0.87-0.90 test accuracy at n_rec 40 in 25-60 iterations of the paper's task). ES-D-RTRL's
+# hidden-weight gradients are unreliable on this network (its rank-one trace mis-signs the spike-triggered
+# adaptation, which holds the task's memory; see EINetwork.update), and Adam turns them into full-size steps:
+# with decay 0.99 and a constant rate the loss climbs and accuracy ends below chance (0.18 at n_rec 40);
+# a short trace (0.9), 20 warm-up iterations and a cosine decay kept it from collapsing (0.76).
 METHOD_DEFAULTS: dict[str, dict[str, object]] = {
     "bptt": {"lr": 1e-3, "lr_schedule": "constant", "warmup": 0, "clip_norm": 1.0, "etrace_decay": 0.99},
     "diag": {"lr": 1e-3, "lr_schedule": "constant", "warmup": 0, "clip_norm": 1.0, "etrace_decay": 0.99},
-    "expsm_diag": {"lr": 1e-3, "lr_schedule": "constant", "warmup": 0, "clip_norm": 1.0, "etrace_decay": 0.99},
+    "expsm_diag": {"lr": 1e-3, "lr_schedule": "cosine", "warmup": 20, "clip_norm": 1.0, "etrace_decay": 0.9},
 }
 PER_METHOD = ("lr", "lr_schedule", "warmup", "clip_norm", "etrace_decay")
 

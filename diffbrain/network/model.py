@@ -17,7 +17,8 @@ both drive the same conductance), the inhibitory neurons have their own.
 
 Every trainable product goes through a braintrace ETP operator (``braintrace.matmul`` /
 ``braintrace.sparse_matmul`` with ``weight_fn=abs``), so the same module trains by BPTT and online
-(D-RTRL, ES-D-RTRL). Sparse recurrent projections are brainevent CSR matrices: event-driven
+(braintrace's ES-D-RTRL; D-RTRL differentiates :meth:`EINetwork.advance`, the per-neuron step, in
+:mod:`diffbrain.network.drtrl`). Sparse recurrent projections are brainevent CSR matrices: event-driven
 (``BinaryArray @ CSR``) when ``online=False``; in the online path braintrace needs float spikes, so
 the CSR is applied through ``braintrace.sparse_matmul``. States carry brainunit units (mV, mA, S with
 a 1-ohm membrane resistance as in the paper).
@@ -157,6 +158,17 @@ class EINetwork(brainstate.nn.Module):
     def update(self, x):
         """One step in the paper's order: spikes of the last step and this step's input open conductances,
         the adaptation current decays, the membrane integrates both, the readout trace follows it.
+
+        Every path carries the surrogate gradient, including a spike's soft reset and its adaptation
+        increment. The adaptation current holds the evidence across the task's delay, and its effect on
+        the membrane has the opposite sign to the input's direct one: BPTT and D-RTRL (exact within a
+        neuron) follow it; ES-D-RTRL's rank-one trace (smoothed presynaptic input times smoothed
+        postsynaptic sensitivity) loses the input/spike coincidence it depends on and points the
+        hidden-weight gradients against BPTT's (smallest case: n_rec 5, one trial, no recurrence, cosine
+        -0.26/-0.91/-0.99 for ff/exc/inh, D-RTRL 1.000; for every trace decay tried). Making the increment a
+        constant aligns ES-D-RTRL (+0.45 to +0.96) but then no method learns the task (BPTT ends at 0.16
+        test accuracy); making the reset a constant too (the paper's ``diff_spike=0``) lets BPTT's gradient
+        explode (norm 8e14 at n_rec 40).
 
         Each new state is built from the previous step's states and this step's inputs by its *own*
         expression, even where a later state needs the same value (the membrane needs the new
