@@ -13,16 +13,16 @@ from diffbrain.network.task import EvidenceTask
 
 TASK = TaskConfig(t_interval=5.0, t_cue=10.0, t_delay=10.0, t_recall=10.0, num_cue=3, n_per_group=6,
                   cue_rate=80.0, noise_rate=20.0)
-NET = dict(n_rec=20, tau_neu=30.0, tau_a=100.0, ff_scale=6.0, rec_scale=2.0, conn_prob=0.4)
+NET = dict(n_rec=10, tau_neu=30.0, tau_a=100.0, ff_scale=6.0, rec_scale=2.0, conn_prob=0.4)
 
 
 @pytest.mark.parametrize("conn_method", ["dense", "rand"])
 def test_chunked_drtrl_equals_braintrace_d_rtrl(conn_method):
     task = EvidenceTask(TASK, 1.0)  # 65 steps, recall from step 55
-    xs, labels = task.sample(jax.random.PRNGKey(4), 3)
+    xs, labels = task.sample(jax.random.PRNGKey(4), 2)
     cfg = NetworkConfig(**NET, conn_method=conn_method)
     results = {}
-    for name, chunk in (("braintrace", None), ("chunk 7", 7)):  # 55 = 7*7 + 6 and 10 = 7 + 3: full chunks and rests
+    for name, chunk in (("braintrace", None), ("chunk 4", 4)):  # recall at 55 = 13*4 + 3: full chunks and a rest
         model = EINetwork(cfg, task.n_in, 2, seed=2, online=True)
         if chunk is None:
             fn = lambda xs, ys, m=model: online_gradients(m, "diag", xs, ys, task.recall_start)  # noqa: E731
