@@ -9,6 +9,11 @@ retried after the collect). Each variable then becomes one dask array whose chun
 arrays with zarr and decode them with xarray's CF rules, so nothing is read before ``.compute()``.
 
 Zarr's own consolidated metadata is deliberately not used: it would hide points written after it.
+
+Corrupt points (:func:`analysis.store.inspect_group`: metadata that does not parse, a file missing or of
+another size, with ``verify`` another checksum) are left out of the dataset and named in
+``attrs["corrupt_points"]`` ({id: reason}) and in a warning. A chunk that fails to decode when the data is
+computed raises :class:`analysis.errors.CorruptPoint`, which names the point and the array.
 """
 
 from __future__ import annotations
@@ -18,15 +23,30 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from analysis.errors import BadStore
-from analysis.store import COMPLETE, FAILED, POINT_KEYS, POINTS, state_of, store_attrs
+from analysis.errors import BadStore, CorruptPoint, CorruptPointsWarning
+from analysis.jsonsafe import strict
+from analysis.paths import local_store
+from analysis.store import (
+    CHECKSUMS,
+    COMPLETE,
+    CORRUPT,
+    FAILED,
+    FILES,
+    POINT_KEYS,
+    POINTS,
+    inspect_group,
+    point_groups,
+    state_of,
+    store_attrs,
+)
 
 INDEX_GROUP = "index"
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 INCLUDE = {"complete": (COMPLETE,), "failed": (FAILED,), "all": (COMPLETE, FAILED)}
 META = {"status": "", "seed": -1, "wall_seconds": float("nan"), "host": "", "started": "", "ended": "", "error": ""}
 CHUNK_BYTES = 64 * 2**20
@@ -86,7 +106,7 @@ def _read_raw(path: Path, point_id: str, name: str, layout: dict | None = None):
             return values
     import zarr
 
-    return zarr.open_array(store=str(path / POINTS / point_id / name), mode="r", zarr_format=3)[...]
+    return zarr.open_array(local_store(path / POINTS / point_id / name, read_only=True), mode="r", zarr_format=3)[...]
 
 
 def _fast_layout(meta: dict) -> dict | None:
@@ -140,16 +160,31 @@ class Catalog:
         return {"version": INDEX_VERSION, "points": self.points, "schemas": self.schemas, "labels": self.labels}
 
 
-def _scan_point(path: Path, point_id: str, stamp: list[int]):
-    """Catalog entry of one point (+ its schema and labels) from its zarr.json files."""
+def _entry_state(entry: dict) -> str:
+    """complete / failed / incomplete, or corrupt when the scan found the group unreadable."""
+    return CORRUPT if entry.get("corrupt") else state_of(entry["attrs"])
+
+
+def _scan_point(path: Path, point_id: str, stamp: list[int], verify: bool = False):
+    """Catalog entry of one point (+ its schema and labels) from its zarr.json files; a group that cannot
+    be read as written gets ``corrupt`` (the reason) and no schema."""
+    group_dir = path / POINTS / point_id
+    checked = inspect_group(group_dir, CHECKSUMS if verify else FILES)
+    entry = {"stamp": stamp, "attrs": checked.attrs or {}, "schema": None, "shapes": {}, "labels": {},
+             "corrupt": checked.reason if checked.state == CORRUPT else None}
+    if checked.state != COMPLETE:
+        return entry, None, {}
+    try:
+        return _scan_arrays(path, point_id, entry)
+    except Exception as err:  # an array's metadata or a coordinate's chunk that cannot be read
+        entry.update(schema=None, shapes={}, labels={}, corrupt=f"{type(err).__name__}: {err}")
+        return entry, None, {}
+
+
+def _scan_arrays(path: Path, point_id: str, entry: dict):
     import numpy as np
 
     group_dir = path / POINTS / point_id
-    meta = _read_json(group_dir / "zarr.json")
-    attrs = {} if meta is None else meta.get("attributes", {})
-    entry = {"stamp": stamp, "attrs": attrs, "schema": None, "shapes": {}, "labels": {}}
-    if state_of(attrs) != COMPLETE:
-        return entry, None, {}
     schema, labels = {}, {}
     for child in sorted(os.scandir(group_dir), key=lambda e: e.name):
         if not child.is_dir() or child.name.startswith("."):
@@ -186,26 +221,20 @@ def _read_index(path: Path) -> Catalog:
     return Catalog(index["points"], index["schemas"], index["labels"])
 
 
-def catalog(path: str | os.PathLike, use_index: bool = True) -> Catalog:
-    """The catalog of every point group: from the index where still valid, rescanning the rest."""
+def catalog(path: str | os.PathLike, use_index: bool = True, verify: bool = False) -> Catalog:
+    """The catalog of every point group: from the index where still valid, rescanning the rest.
+
+    ``verify``: rescan every point and check every file against the checksum written with it.
+    """
     path = Path(path)
     store_attrs(path)
-    old = _read_index(path) if use_index else Catalog()
+    old = _read_index(path) if use_index and not verify else Catalog()
     new = Catalog()
     stale = []
-    try:
-        entries = list(os.scandir(path / POINTS))
-    except FileNotFoundError:
-        entries = []
-    for entry in entries:
-        if entry.name.startswith(".") or not entry.is_dir():
-            continue
+    for entry in point_groups(path):
         stamp = _stamp(Path(entry.path) / "zarr.json")
-        if stamp is None:  # a group a killed task began: incomplete
-            new.points[entry.name] = {"stamp": None, "attrs": {}, "schema": None, "shapes": {}, "labels": {}}
-            continue
         known = old.points.get(entry.name)
-        if known is not None and known["stamp"] == stamp:
+        if stamp is not None and known is not None and known["stamp"] == stamp:
             new.points[entry.name] = known
             if known["schema"]:
                 new.schemas[known["schema"]] = old.schemas[known["schema"]]
@@ -216,7 +245,7 @@ def catalog(path: str | os.PathLike, use_index: bool = True) -> Catalog:
     workers = min(8, max(1, len(stale) // 64))
     with ThreadPoolExecutor(workers) as pool:
         for (point_id, _), (entry, schema, labels) in zip(
-            stale, pool.map(lambda item: _scan_point(path, *item), stale), strict=True
+            stale, pool.map(lambda item: _scan_point(path, *item, verify=verify), stale), strict=True
         ):
             new.points[point_id] = entry
             if schema:
@@ -225,25 +254,36 @@ def catalog(path: str | os.PathLike, use_index: bool = True) -> Catalog:
     return new
 
 
-def consolidate(path: str | os.PathLike) -> dict:
+def corrupt_points(cat: Catalog) -> dict[str, str]:
+    """{point id: reason} of the catalog's corrupt points."""
+    return {pid: e["corrupt"] for pid, e in sorted(cat.points.items()) if e.get("corrupt")}
+
+
+def consolidate(path: str | os.PathLike, verify: bool = False) -> dict:
     """Write the catalog into the store's ``index`` group so that later :func:`open_sweep` calls are fast.
 
-    Incremental: points unchanged since the last consolidation are not rescanned. Returns counts.
+    Incremental: points unchanged since the last consolidation are not rescanned (``verify``: every point
+    is rescanned and every file checked against its checksum). Returns counts and the corrupt points.
     """
     start = time.perf_counter()
     path = Path(path)
-    cat = catalog(path)
+    cat = catalog(path, verify=verify)
     index_dir = path / INDEX_GROUP
     index_dir.mkdir(exist_ok=True)
     doc = {"zarr_format": 3, "node_type": "group", "attributes": {"diffbrain_index": cat.to_json()}}
     tmp = index_dir / f".zarr.json.{os.getpid()}.partial"
     with open(tmp, "w") as f:
-        json.dump(doc, f, separators=(",", ":"))
+        json.dump(strict(doc), f, separators=(",", ":"), allow_nan=False, default=_json_default)
     os.replace(tmp, index_dir / "zarr.json")
-    states = [state_of(e["attrs"]) for e in cat.points.values()]
+    states = [_entry_state(e) for e in cat.points.values()]
     return {"points": len(states), "complete": states.count(COMPLETE), "failed": states.count(FAILED),
-            "incomplete": len(states) - states.count(COMPLETE) - states.count(FAILED),
-            "seconds": round(time.perf_counter() - start, 3)}
+            "corrupt": states.count(CORRUPT),
+            "incomplete": len(states) - states.count(COMPLETE) - states.count(FAILED) - states.count(CORRUPT),
+            "corrupt_points": corrupt_points(cat), "seconds": round(time.perf_counter() - start, 3)}
+
+
+def _json_default(value: Any):
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 # ------------------------------------------------------------------------------------------- open_sweep
@@ -281,7 +321,10 @@ def _read_block(path: str, name: str, dims: tuple, entries: list, rest_shape: tu
         if entry is None:
             continue
         point_id, attrs, layout, index = entry
-        values, _ = _decode(name, dims, _read_raw(Path(path), point_id, name, layout), attrs)
+        try:
+            values, _ = _decode(name, dims, _read_raw(Path(path), point_id, name, layout), attrs)
+        except Exception as err:  # a chunk that does not decode, a file that vanished: name the point
+            raise CorruptPoint(path, point_id, f"array {name!r} cannot be read: {type(err).__name__}: {err}") from None
         if not index:
             block[i] = values
         elif all(isinstance(ix, slice) for ix in index):  # no labelled dimension: the point fills a corner
@@ -320,7 +363,9 @@ def open_sweep(path: str | os.PathLike, include: str = "complete"):
 
     ``include``: "complete" (default), "failed" or "all" (complete and failed; failed points carry their
     status and error and NaN-filled data). Raises :class:`BadStore` for a path that is not a store, a
-    newer store layout, or (include="complete") a store without complete points.
+    damaged or newer store root, or (include="complete") a store without complete points. Corrupt points
+    are left out, named in ``attrs["corrupt_points"]`` and in a :class:`CorruptPointsWarning`; a chunk
+    that fails to decode when computed raises :class:`CorruptPoint` naming the point and the array.
     """
     import dask.array as da
     import numpy as np
@@ -332,10 +377,17 @@ def open_sweep(path: str | os.PathLike, include: str = "complete"):
     path = Path(path).resolve()
     root_attrs = store_attrs(path)
     cat = catalog(path)
-    ids = sorted(pid for pid, e in cat.points.items() if state_of(e["attrs"]) in INCLUDE[include])
+    ids = sorted(pid for pid, e in cat.points.items() if _entry_state(e) in INCLUDE[include])
+    corrupt = corrupt_points(cat)
+    if corrupt:
+        shown = "; ".join(f"{pid}: {why}" for pid, why in list(corrupt.items())[:5])
+        warnings.warn(f"{path}: {len(corrupt)} corrupt point(s) left out ({shown}"
+                      f"{'; ...' if len(corrupt) > 5 else ''}); `diffbrain sweep resume --retry-corrupt` "
+                      "moves them aside and computes them again", CorruptPointsWarning, stacklevel=2)
     if not ids:
         raise BadStore(path, f"has no {'complete ' if include == 'complete' else ''}points "
-                       f"({len(cat.points)} point groups in all)",
+                       f"({len(cat.points)} point groups in all"
+                       + (f", {len(corrupt)} corrupt" if corrupt else "") + ")",
                        "wait for the sweep to finish (diffbrain sweep status) or pass include='all'")
     entries = [cat.points[pid] for pid in ids]
     n = len(ids)
@@ -438,5 +490,5 @@ def open_sweep(path: str | os.PathLike, include: str = "complete"):
     for i in data:
         own = {k: v for k, v in entries[i]["attrs"].items() if k not in POINT_KEYS and k != "coordinates"}
         common = own if common is None else {k: v for k, v in common.items() if k in own and own[k] == v}
-    ds.attrs = {**(common or {}), **root_attrs, "fixed_params": fixed}
+    ds.attrs = {**(common or {}), **root_attrs, "fixed_params": fixed, "corrupt_points": corrupt}
     return ds

@@ -4,13 +4,15 @@ Every figure the toolkit knows is listed in :data:`FIGURES`; the report draws th
 store holds and names the others with the reason they were skipped. The whole report is written into a
 temporary sibling of the output folder and renamed into place only when everything succeeded, so a
 failed report leaves nothing half-written (and an earlier report in that folder untouched).
+
+Corrupt points (unreadable groups) are left out, named on stderr and in ``summary.md``; a chunk that
+fails to decode while the figures are computed stops the report with one error naming the point.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
 import warnings
 from collections.abc import Callable
@@ -18,7 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from analysis.errors import BadStore
+from analysis import atomic
+from analysis.errors import BadStore, CorruptPointsWarning
+from analysis.paths import check_writable, user_path
 
 SUMMARY = "summary.md"
 HEADER = "# diffbrain report"
@@ -55,8 +59,9 @@ class Report:
 
 
 def check_output(out: str | Path) -> Path:
-    """``out`` may be absent, an empty folder, or an earlier report (replaced as a whole); else :class:`BadOutput`."""
-    out = Path(out)
+    """``out`` may be absent, an empty folder, or an earlier report (replaced as a whole); else :class:`BadOutput`
+    (or :class:`BadPath` for a location that can never be written)."""
+    out = check_writable(out, "--out", kind="path")  # BadPath: under /proc, under a file, a NUL byte
     if out.exists() and not out.is_dir():
         raise BadOutput(out, "exists and is not a folder", "give a new folder for the report")
     if out.is_dir() and any(out.iterdir()):
@@ -66,21 +71,6 @@ def check_output(out: str | Path) -> Path:
             raise BadOutput(out, "is a folder with other files, not an earlier report",
                             "give a new or empty folder (an earlier report folder is replaced)")
     return out
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.rename(out, old)
-    try:
-        os.rename(tmp, out)
-    except OSError:
-        if old is not None:
-            os.rename(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _progress_enabled() -> bool:
@@ -125,8 +115,13 @@ def _provenance(ds, store: Path, counts: dict[str, int], scheduler: str | None) 
     lines = [f"{HEADER}: {sweep.get('name', store.name)}", "",
              f"Store `{store}`, experiment `{sweep.get('experiment', '?')}`: "
              + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-             + f" point(s) in the store; the {ds.sizes['point']} complete point(s) are analysed.", "",
-             "## Provenance", ""]
+             + f" point(s) in the store; the {ds.sizes['point']} complete point(s) are analysed.", ""]
+    corrupt = attrs.get("corrupt_points") or {}
+    if corrupt:
+        lines += [f"**{len(corrupt)} corrupt point(s) left out** (`diffbrain sweep resume SWEEP.toml "
+                  "--retry-corrupt` moves them to `points/.corrupt/` and computes them again):", ""]
+        lines += [f"- `{pid}`: {reason}" for pid, reason in corrupt.items()] + [""]
+    lines += ["## Provenance", ""]
     rows = [("store created", str(attrs.get("created", "–"))),
             ("toolkit version", str(attrs.get("toolkit_version", "–"))),
             ("git commit", str(attrs.get("git_commit") or "–")),
@@ -155,16 +150,23 @@ def build_report(store: str | Path, out: str | Path, scheduler: str | None = Non
     from analysis.report_sections import SECTIONS
     from analysis.scheduler import dask_client, parse_scheduler
 
-    store = Path(store)
+    store = user_path(store, "store")
     if not store.exists():
         raise BadStore(store, "does not exist", "give the store path of a sweep (its `store` key)")
     out = check_output(out)
     scheduler = parse_scheduler(scheduler)
-    ds = open_sweep(store)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CorruptPointsWarning)  # named below and in the summary instead
+        ds = open_sweep(store)
+    corrupt = ds.attrs.get("corrupt_points") or {}
+    if corrupt and status is not None:
+        status(f"left out {len(corrupt)} corrupt point(s): "
+               + "; ".join(f"{pid} ({why})" for pid, why in list(corrupt.items())[:5])
+               + ("; ..." if len(corrupt) > 5 else ""))
     counts = _status_counts(store)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.writing-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    atomic.remove_stale_temps(out)  # what an earlier report killed on this host left
+    tmp = atomic.temp_sibling(out, "writing")
     tmp.mkdir()
     report = Report(out=out)
     try:
@@ -178,9 +180,9 @@ def build_report(store: str | Path, out: str | Path, scheduler: str | None = Non
                     report.sections.append("\n".join(lines))
         summary = _provenance(ds, store, counts, scheduler) + _figure_list(report) + report.sections
         (tmp / SUMMARY).write_text("\n".join(summary).rstrip() + "\n")
-        _swap_into_place(tmp, out)
+        atomic.publish(tmp, out, replace=True)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        atomic.remove_temp(tmp, out)
         raise
     report.figures = {name: out / path.name for name, path in report.figures.items()}
     return report

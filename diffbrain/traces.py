@@ -149,6 +149,11 @@ def _check_grid(name: str, array: np.ndarray, shape: tuple[int, ...] | None, whe
                        "give every array the same [traces, time] shape (equal trace lengths)")
     if not np.issubdtype(array.dtype, np.number) and array.dtype != bool:
         raise BadInput(f"{where}:{name}", f"has dtype {array.dtype}, not numbers", "store numbers")
+    if array.dtype.kind == "c":
+        raise BadInput(f"{where}:{name}", f"has complex values (dtype {array.dtype})",
+                       "store real numbers (the imaginary part would be dropped)")
+    if array.shape[0] == 0:
+        raise BadInput(f"{where}:{name}", f"has no traces (shape {array.shape})", "store at least one trace [B, T]")
     array = array.astype(np.float64)
     bad = ~np.isfinite(array)
     if bad.any():
@@ -194,17 +199,46 @@ def _check_dt(dt, where: str) -> float:
     return dt
 
 
-def load_npz(path: str | os.PathLike, need_target: bool = True) -> Traces:
-    """Load an NPZ trace file (``current`` nA, ``dt`` ms, ``voltage`` mV and/or ``spikes``; with
-    ``need_target=False`` a current-only file is fine, as input for a simulation)."""
-    path = Path(path)
-    where = str(path)
+def _checked_path(path: str | os.PathLike, field: str = "traces") -> Path:
+    text = os.fspath(path)
+    if "\x00" in text:
+        raise BadInput(field, f"{text!r} contains a NUL byte", "give the path of a trace file")
+    path = Path(text)
     if not path.is_file():
-        raise BadInput("traces", f"no such file: {where}", "give the path of an .npz or .csv trace file")
+        what = "is a folder, not a file" if path.is_dir() else "no such file"
+        raise BadInput(field, f"{what}: {path}" if what == "no such file" else f"{path} {what}",
+                       "give the path of an .npz or .csv trace file")
+    return path
+
+
+NPZ_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive (an NPZ is a zip of .npy arrays)
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def load_npz(path: str | os.PathLike, need_target: bool = True, dt_ms: float | None = None) -> Traces:
+    """Load an NPZ trace file (``current`` nA, ``dt`` ms, ``voltage`` mV and/or ``spikes``; with
+    ``need_target=False`` a current-only file is fine, as input for a simulation). The file carries its
+    own ``dt``: a different ``dt_ms`` is refused rather than ignored."""
+    path = _checked_path(path)
+    where = str(path)
     try:
-        data = np.load(path, allow_pickle=False)
-        arrays = {name: data[name] for name in data.files}
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as exc:
+        raise BadInput("traces", f"cannot read {where} ({exc.strerror})", "check the file's permissions") from None
+    if head.startswith(NPY_MAGIC):
+        raise BadInput("traces", f"{where} is a single .npy array, not an NPZ archive",
+                       "write the arrays with numpy.savez(path, current=..., dt=..., voltage=...)")
+    if not head.startswith(NPZ_MAGIC):
+        raise BadInput("traces", f"{where} is not an NPZ file (no zip header; is it text?)",
+                       "write it with numpy.savez(path, current=..., dt=..., voltage=...)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
     except ValueError as exc:
+        if "pickle" not in str(exc):
+            raise BadInput("traces", f"{where} is not a readable NPZ file ({exc})",
+                           "write it with numpy.savez") from exc
         raise BadInput("traces", f"{where} holds objects that need unpickling", "store plain numeric arrays") from exc
     except Exception as exc:  # zipfile/IO errors
         raise BadInput("traces", f"{where} is not a readable NPZ file ({exc})", "write it with numpy.savez") from exc
@@ -223,17 +257,25 @@ def load_npz(path: str | os.PathLike, need_target: bool = True) -> Traces:
         spikes = _check_grid("spikes", arrays["spikes"], current.shape, where)
     if current.shape[1] < 2:
         raise BadInput(f"{where}:current", "has fewer than 2 time steps", "store whole traces [B, T]")
-    traces = Traces(current, _check_dt(arrays["dt"], where), voltage, spikes, source=where)
+    dt = _check_dt(arrays["dt"], where)
+    if dt_ms and not math.isclose(float(dt_ms), dt, rel_tol=1e-9):
+        raise BadInput("dt", f"{where} carries its own time step ({dt:g} ms); {dt_ms:g} ms would be ignored",
+                       "leave dt out for an NPZ file (it is for CSV files)")
+    traces = Traces(current, dt, voltage, spikes, source=where)
     _check_units(traces, where)
     return traces
 
 
 def _read_csv_rows(path: Path) -> np.ndarray:
+    path = _checked_path(path)
     where = str(path)
-    if not path.is_file():
-        raise BadInput("traces", f"no such file: {where}", "give the path of a .csv trace file")
-    with open(path, newline="") as handle:
-        rows = [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
+    except UnicodeDecodeError as exc:
+        raise BadInput(where, f"is not UTF-8 text (byte {exc.start})", "give a CSV text file") from None
+    except (OSError, csv.Error) as exc:
+        raise BadInput(where, f"cannot be read as CSV ({exc})", "give a CSV text file") from None
     if rows and rows[0][0].strip() == "":
         rows = rows[1:]  # header row of column indices (pandas style)
     if not rows:
@@ -279,7 +321,7 @@ def load(path: str | os.PathLike, voltage_path: str | os.PathLike | None = None,
         if voltage_path:
             raise BadInput("voltage", "a separate voltage file only goes with a CSV current file",
                            "store 'voltage' inside the NPZ")
-        return load_npz(path, need_target)
+        return load_npz(path, need_target, dt_ms)
     if suffix == ".csv":
         return load_csv(path, voltage_path, dt_ms)
     raise BadInput("traces", f"{path}: unknown file type {suffix or '(none)'}", "give an .npz or a .csv file")

@@ -29,7 +29,18 @@ from pathlib import Path
 
 from submitit.helpers import Checkpointable
 
-from analysis.store import COMPLETE, FAILED, INCOMPLETE, read_point_attrs, remove_point, state_of, write_point
+from analysis.store import (
+    COMPLETE,
+    CORRUPT,
+    FAILED,
+    INCOMPLETE,
+    PointExists,
+    point_state,
+    read_point_attrs,
+    remove_leftovers,
+    state_of,
+    write_point,
+)
 from diffbrain import experiments
 from diffbrain.experiments import RunContext
 from hpc import provenance
@@ -47,6 +58,7 @@ class Pack:
     work_dir: str
     points: tuple[tuple[str, str, dict], ...]
     retry_failed_before: str | None = None
+    setup: tuple[str, ...] = ()  # shell lines run before the pack's process starts (local executor)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -54,7 +66,7 @@ class Pack:
     @classmethod
     def from_json(cls, data: dict) -> Pack:
         return cls(data["store"], data["work_dir"], tuple(tuple(p) for p in data["points"]),
-                   data.get("retry_failed_before"))
+                   data.get("retry_failed_before"), tuple(data.get("setup") or ()))
 
 
 def log(message: str) -> None:
@@ -128,6 +140,9 @@ def run_point(store: str, work_dir: str, point_id: str, experiment: str, params:
     dataset = result if isinstance(result, xr.Dataset) else None
     try:
         write_point(store, point_id, dataset, record)
+    except PointExists as err:  # another task wrote it meanwhile: theirs stays
+        log(f"  {point_id}: {err}")
+        return state_of(read_point_attrs(store, point_id))
     except Exception:
         why = "the result could not be written:\n" + traceback.format_exc()
         record.update(status=FAILED, error=(error or "") + why)
@@ -145,11 +160,27 @@ def _describe_exit(code: int) -> str:
     return f"exit status {code}"
 
 
-def run_in_process_child(payload: dict, what: str) -> tuple[int, str]:
-    """Run :mod:`hpc.point_process` with ``payload``; its stderr goes on to ours (last lines kept)."""
+SETUP_DONE = "diffbrain: setup lines done"
+
+
+def _command(setup: tuple[str, ...]) -> list[str]:
+    """``python -m hpc.point_process``, behind the ``setup`` lines in one shell when there are some (so that
+    what they set, e.g. ``module load``, reaches the process); their output goes to the task log."""
+    if not setup:
+        return [sys.executable, "-m", "hpc.point_process"]
+    shell = shutil.which("bash") or "/bin/sh"
+    script = "\n".join(["set -e", "{", *setup, "} </dev/null", f'echo "{SETUP_DONE}" >&2',
+                        'exec "$0" -m hpc.point_process'])
+    return [shell, "-c", script, sys.executable]
+
+
+def run_in_process_child(payload: dict, what: str, setup: tuple[str, ...] = ()) -> tuple[int, str]:
+    """Run :mod:`hpc.point_process` with ``payload`` (after the ``setup`` shell lines); its stderr goes on
+    to ours (last lines kept)."""
     env = dict(os.environ, DIFFBRAIN_PARENT_PID=str(os.getpid()))
-    proc = subprocess.Popen([sys.executable, "-m", "hpc.point_process"], stdin=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    if setup:
+        log(f"  {what}: running {len(setup)} setup line(s)")
+    proc = subprocess.Popen(_command(setup), stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     tail: collections.deque[str] = collections.deque(maxlen=40)
 
     def forward():
@@ -160,8 +191,11 @@ def run_in_process_child(payload: dict, what: str) -> tuple[int, str]:
     reader = threading.Thread(target=forward, daemon=True)
     reader.start()
     try:
-        proc.stdin.write(json.dumps(payload))
-        proc.stdin.close()
+        try:
+            proc.stdin.write(json.dumps(payload))
+            proc.stdin.close()
+        except BrokenPipeError:  # the process ended before reading its job (a failing setup line)
+            pass
         code = proc.wait()
     finally:  # a requeue signal raises SystemExit in this process: never leave the child behind
         if proc.poll() is None:
@@ -186,19 +220,27 @@ def run_point_fresh(store: str, work_dir: str, point_id: str, experiment: str, p
     error = f"the point's process ended with {_describe_exit(code)} before writing a result; last output:\n{tail}"
     record = _record(point_id, experiment, params, started, provenance.now_iso(), float("nan"), FAILED, error)
     record["peak_rss_bytes"] = None  # the crashed process's peak is unknown
-    write_point(store, point_id, None, record)
+    try:
+        write_point(store, point_id, None, record)
+    except PointExists:
+        return state_of(read_point_attrs(store, point_id))
     return FAILED
 
 
-def _should_run(store: str, point_id: str, pack: Pack) -> bool:
-    attrs = read_point_attrs(store, point_id)
-    state = state_of(attrs)
-    if state == COMPLETE:
-        return False
-    if state == FAILED:
-        before = pack.retry_failed_before
-        return bool(before) and str(attrs.get("ended") or "") < before
-    return True
+def _should_run(store: str, point_id: str, pack: Pack) -> tuple[bool, str]:
+    """(run it?, why not): complete and corrupt points are never rerun here (a corrupt one is moved aside
+    by ``sweep resume --retry-corrupt`` before it is submitted again)."""
+    current = point_state(store, point_id)
+    if current is None or current.state == INCOMPLETE:
+        return True, ""
+    if current.state == COMPLETE:
+        return False, "already in the store: skipped"
+    if current.state == CORRUPT:
+        return False, f"corrupt ({current.reason}): left in place (sweep resume --retry-corrupt)"
+    before = pack.retry_failed_before
+    if before and str((current.attrs or {}).get("ended") or "") < before:
+        return True, ""
+    return False, "already in the store (failed): skipped"
 
 
 def run_pack(pack: Pack) -> dict[str, str]:
@@ -207,12 +249,14 @@ def run_pack(pack: Pack) -> dict[str, str]:
     n = len(pack.points)
     log(f"pack of {n} points -> {pack.store} (host {provenance.host()}, job {provenance.job_id()}, "
         f"restart {provenance.restart_count()})")
+    for leftover in remove_leftovers(pack.store, [p[0] for p in pack.points]):
+        log(f"removed {leftover.name}, left by an earlier attempt that was killed while writing")
     for i, (point_id, experiment, params) in enumerate(pack.points, 1):
-        if not _should_run(pack.store, point_id, pack):
+        run, why = _should_run(pack.store, point_id, pack)
+        if not run:
             outcome[point_id] = "skipped"
-            log(f"[{i}/{n}] {point_id} already in the store: skipped")
+            log(f"[{i}/{n}] {point_id} {why}")
             continue
-        remove_point(pack.store, point_id)  # an incomplete or retried group is replaced
         log(f"[{i}/{n}] {point_id} {experiment} starts")
         t0 = time.perf_counter()
         runner = run_point_fresh if experiments.get(experiment).fresh_process else run_point
@@ -222,8 +266,22 @@ def run_pack(pack: Pack) -> dict[str, str]:
 
 
 def run_pack_fresh(pack: Pack) -> dict[str, str]:
-    """Run ``pack`` in a new Python process (one process and one compilation per pack, as on SLURM)."""
-    run_in_process_child({"kind": "pack", "pack": pack.to_json()}, f"pack of {len(pack.points)}")
+    """Run ``pack`` in a new Python process (one process and one compilation per pack, as on SLURM), after
+    its setup lines; if a setup line fails, the pack's points are recorded as failed with its output."""
+    started = provenance.now_iso()
+    code, tail = run_in_process_child({"kind": "pack", "pack": pack.to_json()}, f"pack of {len(pack.points)}",
+                                      pack.setup)
+    if pack.setup and code != 0 and SETUP_DONE not in tail:
+        error = (f"a setup line failed before the pack ran ({_describe_exit(code)}); setup lines: "
+                 f"{list(pack.setup)}; output:\n{tail}")
+        for point_id, experiment, params in pack.points:
+            if point_state(pack.store, point_id) is None:
+                record = _record(point_id, experiment, params, started, provenance.now_iso(), None, FAILED, error)
+                record["peak_rss_bytes"] = None
+                try:
+                    write_point(pack.store, point_id, None, record)
+                except PointExists:
+                    pass
     return {pid: state_of(read_point_attrs(pack.store, pid)) for pid, _, _ in pack.points}
 
 

@@ -6,8 +6,9 @@
 - ``local``: submitit's local executor on this machine. It has no arrays, so the packs are dealt into
   ``min(array_parallelism, packs, cpus // cpus_per_task)`` lanes: one background process per lane, each
   pack of a lane in its own fresh Python process (one process and one compilation per pack, as on SLURM).
-  Setup lines are not run locally (they are for cluster nodes). The jobs ignore SIGHUP, so they go on
-  after the submitting terminal closes.
+  Setup lines run in a shell before each pack's process (their output in the task log; a failing line
+  records the pack's points as failed). The jobs ignore SIGHUP, so they go on after the submitting
+  terminal closes.
 - ``debug``: submitit's debug executor: every pack runs now, in this process, one after the other.
 
 Every submission is recorded (``slurm.jobs``) before this returns, so that status and cancel find it.
@@ -16,7 +17,9 @@ Every submission is recorded (``slurm.jobs``) before this returns, so that statu
 from __future__ import annotations
 
 import os
+import shlex
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from hpc.provenance import host, now_iso
@@ -83,13 +86,16 @@ def _submit_local(resources: Resources, packs: list[Pack], jobs_dir: Path) -> tu
     import psutil
     import submitit
 
+    packs = [replace(pack, setup=tuple(resources.setup)) for pack in packs]
     lanes = local_lanes(packs, resources)
     folder = _folder(jobs_dir)
     executor = submitit.LocalExecutor(folder=folder, max_num_timeout=resources.max_requeues)
-    # `trap '' HUP`: the jobs outlive the terminal that submitted them (an ignored signal stays ignored)
+    # `trap '' HUP`: the jobs outlive the terminal that submitted them (an ignored signal stays ignored);
+    # the controllers' own output goes to a file in the submission folder, never to that terminal
+    controller_log = shlex.quote(str(folder / "controllers.log"))
     executor.update_parameters(timeout_min=resources.timeout_min * max(len(lane) for lane in lanes),
                                gpus_per_node=resources.gpus_per_node, signal_delay_s=resources.signal_delay(),
-                               setup=["trap '' HUP"])
+                               setup=["trap '' HUP", f"exec >>{controller_log} 2>&1 </dev/null"])
     jobs = executor.submit_array([PackRunner(lane, fresh_packs=True) for lane in lanes])
     records = []
     for job, lane in zip(jobs, lanes, strict=True):

@@ -1,32 +1,56 @@
 """What the sweep commands do, apart from parsing flags and printing: states, selection, submission, waiting.
 
 A point of a sweep is in one state: ``complete`` / ``failed`` (its group in the store has the marker),
+``corrupt`` (its group cannot be read as written: left in place until ``--retry-corrupt`` moves it aside),
 ``running`` / ``pending`` (not in the store, and the latest job that holds it is running / queued), or
 ``missing`` (neither: never submitted, cancelled, or its job ended without writing it).
+
+Submitting happens under the store's lock (:class:`analysis.lock.StoreLock`): one submitter per store, so
+two ``submit`` of one sweep never run a point twice.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
-from analysis.store import COMPLETE, FAILED, INCOMPLETE, create_store, is_store, point_states, read_point_attrs
+from analysis.lock import LockBusy, StoreLock
+from analysis.paths import os_problem
+from analysis.store import (
+    COMPLETE,
+    CORRUPT,
+    FAILED,
+    FILES,
+    INCOMPLETE,
+    MARKER,
+    PointState,
+    create_store,
+    move_corrupt_aside,
+    read_point_attrs,
+    scan_points,
+    store_exists,
+)
 from hpc.provenance import now_iso, store_provenance
 from hpc.runner import Pack
 from slurm import jobs as jobbook
 from slurm.resources import jobs_dir_for
 from slurm.status import RUNNING_STATES, SchedulerView, scheduler_view
 from slurm.submit import SubmitError, submit
+from sweeps.errors import SpecError
 from sweeps.plan import Plan, free_params, pack
 from sweeps.points import Point
 from sweeps.spec import Sweep
 
 RUNNING, PENDING, MISSING = "running", "pending", "missing"
-ORDER = (COMPLETE, FAILED, RUNNING, PENDING, MISSING)
+ORDER = (COMPLETE, FAILED, CORRUPT, RUNNING, PENDING, MISSING)
 
 
 @dataclass
@@ -35,6 +59,7 @@ class SweepState:
     states: dict[str, str]  # point id -> one of ORDER
     stored_other: int  # groups in the store that are not points of this sweep (an earlier version of it)
     view: SchedulerView | None
+    reasons: dict[str, str] | None = None  # corrupt point id -> why
 
     def counts(self) -> Counter:
         return Counter(self.states.values())
@@ -43,14 +68,19 @@ class SweepState:
         return [p.point_id for p in self.points if self.states[p.point_id] in states]
 
 
-def stored_states(sweep: Sweep) -> dict[str, str]:
-    """Store states (complete/failed/incomplete) of every group, {} when there is no store yet."""
-    return point_states(sweep.store) if is_store(sweep.store) else {}
+def stored_states(sweep: Sweep, check: str = FILES) -> dict[str, PointState]:
+    """Store states (complete/failed/incomplete/corrupt) of every group, {} when there is no store yet.
+
+    A damaged store root, or something else at the store's path, is a :class:`BadStore` (never "no store").
+    """
+    return scan_points(sweep.store, check) if store_exists(sweep.store) else {}
 
 
-def sweep_state(sweep: Sweep, points: list[Point], finished_jobs: bool = True) -> SweepState:
-    """The state of every point; ``finished_jobs=False`` asks the scheduler only about queued jobs."""
-    stored = stored_states(sweep)
+def sweep_state(sweep: Sweep, points: list[Point], finished_jobs: bool = True, check: str = FILES) -> SweepState:
+    """The state of every point; ``finished_jobs=False`` asks the scheduler only about queued jobs;
+    ``check``: how hard stored points are checked (:mod:`analysis.store`)."""
+    scanned = stored_states(sweep, check)
+    stored = {pid: s.state for pid, s in scanned.items()}
     submissions = jobbook.load(jobs_dir_for(sweep.store))
     view = scheduler_view(submissions, finished=finished_jobs) if submissions else None
     latest = jobbook.latest_job_of_points(submissions)
@@ -67,13 +97,128 @@ def sweep_state(sweep: Sweep, points: list[Point], finished_jobs: bool = True) -
                 state = RUNNING if view.state(job.job_id) in RUNNING_STATES else PENDING
         states[point.point_id] = state
     ids = {p.point_id for p in points}
-    return SweepState(points, states, sum(1 for pid in stored if pid not in ids), view)
+    reasons = {pid: s.reason or "" for pid, s in scanned.items() if s.state == CORRUPT and pid in ids}
+    return SweepState(points, states, sum(1 for pid in stored if pid not in ids), view, reasons)
 
 
-def to_run(state: SweepState, retry_failed: bool) -> list[Point]:
-    """Points to submit: missing ones (and failed ones with ``retry_failed``), never running/pending ones."""
-    wanted = {MISSING, FAILED} if retry_failed else {MISSING}
+def to_run(state: SweepState, retry_failed: bool, retry_corrupt: bool = False) -> list[Point]:
+    """Points to submit: missing ones (and failed / corrupt ones when asked), never running/pending ones."""
+    wanted = {MISSING} | ({FAILED} if retry_failed else set()) | ({CORRUPT} if retry_corrupt else set())
     return [p for p in state.points if state.states[p.point_id] in wanted]
+
+
+def move_aside(sweep: Sweep, state: SweepState) -> list[tuple[str, Path]]:
+    """Move the sweep's corrupt point groups to ``points/.corrupt/`` (never deleted); [(id, where)]."""
+    return [(pid, move_corrupt_aside(sweep.store, pid)) for pid in state.ids(CORRUPT)]
+
+
+def outermost_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path``'s ancestry (``path`` included) that does not exist yet, or None."""
+    path = Path(os.path.abspath(path))
+    made = None
+    while not os.path.lexists(path) and path != path.parent:
+        made, path = path, path.parent
+    return made
+
+
+def remove_made_folders(start: Path, made: Path | None) -> None:
+    """Remove the now empty folders from ``start`` up to ``made`` (the ones a failed submission created)."""
+    if made is None:
+        return
+    folder = Path(os.path.abspath(start))
+    made = Path(os.path.abspath(made))
+    while True:
+        try:
+            folder.rmdir()  # only an empty folder: whatever someone else put there stays
+        except OSError:
+            return
+        if folder == made or folder == folder.parent:
+            return
+        folder = folder.parent
+
+
+@contextmanager
+def store_lock(sweep: Sweep, command: str, wait_s: float = 0.0) -> Iterator[StoreLock]:
+    """Hold the store's submit lock; a busy lock is one :class:`SpecError` saying who holds it."""
+    lock = StoreLock(sweep.store, command, wait_s)
+    try:
+        lock.acquire()
+    except LockBusy as busy:
+        raise SpecError("store", f"{sweep.store} is busy: another submit of this store is running ({busy})",
+                        f"wait for it to end (or pass --wait-lock SECONDS); if that process is gone, remove "
+                        f"{busy.path}") from None
+    except OSError as err:
+        raise os_problem(err, "store", lock.path) from None
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived: ``signal_name`` says which (a KeyboardInterrupt, so that no
+    ``except Exception`` on the way, e.g. a point recorded as failed, swallows it)."""
+
+    def __init__(self, signal_name: str):
+        self.signal_name = signal_name
+        super().__init__(signal_name)
+
+
+@contextmanager
+def signals_raise() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` in the main thread (restored afterwards)."""
+    def handler(signum, frame):
+        raise Interrupted(signal.Signals(signum).name)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+@contextmanager
+def signals_deferred(note) -> Iterator[list[str]]:
+    """SIGINT and SIGTERM are noted (``note(name)`` is called) but do not interrupt the block; the yielded
+    list holds the names of those that arrived, for the caller to act on afterwards."""
+    arrived: list[str] = []
+
+    def handler(signum, frame):
+        name = signal.Signals(signum).name
+        arrived.append(name)
+        note(name)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield arrived
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+def stop_submissions(submissions: list, wait_s: float = 15.0) -> tuple[list[str], list[str]]:
+    """Cancel every job of ``submissions`` and, for local ones, wait until they have ended.
+
+    Returns (stopped job ids, problems: jobs that could not be stopped or are still running).
+    """
+    from slurm.status import cancel, scheduler_view
+
+    done, problems = cancel(submissions)
+    local = [s for s in submissions if s.executor == "local"]
+    deadline = time.monotonic() + wait_s
+    while local and time.monotonic() < deadline:
+        view = scheduler_view(local)
+        alive = [j.job_id for s in local for j in s.jobs if view.state(j.job_id) == "RUNNING"]
+        if not alive:
+            break
+        time.sleep(0.2)
+    else:
+        if local:
+            view = scheduler_view(local)
+            alive = [j.job_id for s in local for j in s.jobs if view.state(j.job_id) == "RUNNING"]
+            problems += [f"local job {job_id} is still running" for job_id in alive]
+    return done, problems
 
 
 def packs_of(plan: Plan, sweep: Sweep, retry_failed: bool) -> list[tuple]:
@@ -87,23 +232,23 @@ def packs_of(plan: Plan, sweep: Sweep, retry_failed: bool) -> list[tuple]:
 def submit_sweep(sweep: Sweep, points: list[Point], executor: str, retry_failed: bool):
     """Create/update the store, pack ``points`` and submit them; returns [(Submission, submitit jobs)].
 
-    If the scheduler refuses the first array, a store and job folder made just now are removed again.
+    Call it holding the store's lock. If the scheduler refuses the first array, the store and job folder
+    this call created are removed again (only those: they are checked to be new, and empty folders only
+    are removed above them by the caller, :func:`remove_made_folders`).
     """
-    made = sweep.store  # the outermost folder this call creates (store, or a missing parent of it)
-    while not made.parent.exists():
-        made = made.parent
-    new = not made.exists()
     jobs_dir = jobs_dir_for(sweep.store)
+    new_store, new_jobs = not os.path.lexists(sweep.store), not os.path.lexists(jobs_dir)
     create_store(sweep.store, sweep.info(), store_provenance())
     plan = pack(points, free_params(sweep))
     try:
         return submit(packs_of(plan, sweep, retry_failed), executor, jobs_dir, sweep.name)
-    except SubmitError:
-        if new and not jobbook.load(jobs_dir):
-            shutil.rmtree(sweep.store, ignore_errors=True)
+    except (SubmitError, OSError) as err:
+        if new_jobs and not jobbook.load(jobs_dir):
             shutil.rmtree(jobs_dir, ignore_errors=True)
-            if made != sweep.store:
-                shutil.rmtree(made, ignore_errors=True)
+        if new_store and not scan_points(sweep.store):
+            shutil.rmtree(sweep.store, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise os_problem(err, "store", jobs_dir) from None
         raise
 
 
@@ -131,7 +276,7 @@ def wait(sweep: Sweep, points: list[Point], poll_s: float = 2.0, log_every_s: fl
     last_line, last_time = "", 0.0
     try:
         while True:
-            state = sweep_state(sweep, points, finished_jobs=False)
+            state = sweep_state(sweep, points, finished_jobs=False, check=MARKER)
             counts = state.counts()
             line = summary(counts, total)
             if progress is not None:

@@ -9,8 +9,8 @@ shapes kept adjacent (a process compiles each shape once, in order).
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
 
 from slurm.resources import Resources
 from sweeps.points import Point
@@ -50,8 +50,12 @@ def pack(points: list[Point], free: Collection[str] = ()) -> Plan:
     ``free``: parameters known not to change shapes (continuous random draws).
     """
     arrays: dict[tuple, list[Point]] = {}
+    keys: dict[int, tuple] = {}  # the points share a few Resources objects: one array_key each
     for point in points:
-        arrays.setdefault(point.resources.array_key(), []).append(point)
+        key = keys.get(id(point.resources))
+        if key is None:
+            key = keys[id(point.resources)] = point.resources.array_key()
+        arrays.setdefault(key, []).append(point)
     out = []
     for members in arrays.values():
         resources = members[0].resources
@@ -72,3 +76,65 @@ def pack(points: list[Point], free: Collection[str] = ()) -> Plan:
 def free_params(sweep) -> set[str]:
     """The sweep's parameters drawn from continuous distributions (they do not set shapes)."""
     return {name for name, dist in sweep.random.items() if dist.kind in ("uniform", "loguniform")}
+
+
+@dataclass
+class PlanSummary:
+    """What ``sweep plan`` shows, gathered in one pass over the points (none of them kept but the first
+    ``rows``): counts, jobs per array as :func:`pack` would make them, swept parameters."""
+
+    total: int = 0
+    held: dict[str, int] = field(default_factory=dict)  # store state -> points of this sweep in that state
+    todo: int = 0
+    arrays: list[tuple[Resources, int, int]] = field(default_factory=list)  # (resources, jobs, points)
+    swept: list[str] = field(default_factory=list)
+    first: list[Point] = field(default_factory=list)
+
+    @property
+    def jobs(self) -> int:
+        return sum(jobs for _, jobs, _ in self.arrays)
+
+
+def summarise(points: Iterable[Point], stored: dict[str, str], varying: Collection[str], free: Collection[str] = (),
+              rows: int = 10, done: Collection[str] = ("complete", "failed")) -> PlanSummary:
+    """Stream ``points`` once: counts by ``stored`` state, the jobs that :func:`pack` would make of the
+    points not ``done`` (packed by the ``varying`` parameters that may set shapes), the swept parameters."""
+    out = PlanSummary()
+    shape_keys = [k for k in varying if k != "seed" and k not in free]
+    groups: dict[tuple, dict[tuple, int]] = {}
+    resources: dict[tuple, Resources] = {}
+    keys: dict[int, tuple] = {}  # id(Resources) -> array key (the points share a few Resources objects)
+    first_values: dict[str, object] | None = None
+    undecided = list(varying)  # varying parameters not yet seen to differ between two points
+    held = out.held
+    for point in points:
+        out.total += 1
+        params = point.params
+        if first_values is None:
+            first_values = {k: params[k] for k in varying}
+        elif undecided:
+            undecided = [k for k in undecided if params[k] == first_values[k]]
+        if len(out.first) < rows:
+            out.first.append(point)
+        if stored:
+            state = stored.get(point.point_id)
+            if state is not None:
+                held[state] = held.get(state, 0) + 1
+                if state in done:
+                    continue
+        out.todo += 1
+        array = keys.get(id(point.resources))
+        if array is None:
+            array = keys[id(point.resources)] = point.resources.array_key()
+            resources.setdefault(array, point.resources)
+        shape = tuple(params[k] for k in shape_keys)
+        counts = groups.setdefault(array, {})
+        counts[shape] = counts.get(shape, 0) + 1
+    for array, counts in groups.items():
+        k = resources[array].points_per_job
+        rest = sum(c % k for c in counts.values())
+        jobs = sum(c // k for c in counts.values()) + -(-rest // k)
+        out.arrays.append((resources[array], jobs, sum(counts.values())))
+    if first_values is not None:
+        out.swept = [k for k in sorted(varying) if k not in undecided]
+    return out

@@ -10,17 +10,23 @@ The file format is described in examples/first.toml and the README; in short: ``
 
 from __future__ import annotations
 
+import contextvars
 import math
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analysis.errors import BadPath
+from analysis.paths import check_writable, user_path
 from diffbrain.experiments import REQUIRED, Experiment, ParamError
 from slurm.resources import EXECUTORS, Resources
 from sweeps.errors import SpecError
 
+# the folder of the sweep file being loaded: relative paths of `path` parameters are relative to it
+_BASE_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar("sweep_base_dir", default=None)
 TOP_KEYS = ("name", "experiment", "store", "description", "params", "grid", "zip", "random", "exclude",
             "optional", "resources", "variant")
 TABLES = ("params", "grid", "random", "resources")  # merged key by key by a variant
@@ -122,9 +128,13 @@ def _param_value(exp: Experiment, name: str, value: Any, key: str, section: str)
     except ParamError as err:
         raise SpecError(f"{section}.{name}", err.problem, err.fix) from None
     try:
-        return param.coerce(value, where=key)
+        value = param.coerce(value, where=key)
     except ParamError as err:
         raise SpecError(err.field, err.problem, err.fix) from None
+    base = _BASE_DIR.get()
+    if param.path and value and base is not None:
+        value = os.path.normpath(base / os.path.expanduser(value))  # relative to the sweep file's folder
+    return value
 
 
 def _value_list(exp: Experiment, section: str, name: str, values: Any, allow_scalar: bool,
@@ -138,9 +148,11 @@ def _value_list(exp: Experiment, section: str, name: str, values: Any, allow_sca
     if not values:
         raise SpecError(key, "empty list", "give at least one value")
     out = tuple(_param_value(exp, name, v, f"{key}[{i}]", section) for i, v in enumerate(values))
+    seen: set = set()
     for i, v in enumerate(out if unique else ()):
-        if out.index(v) != i:
+        if (type(v), v) in seen:
             raise SpecError(f"{key}[{i}]", f"repeats the value {v!r}", "list each value once")
+        seen.add((type(v), v))
     return out
 
 
@@ -276,16 +288,35 @@ def load_sweep(path: str | Path, variant: str | None = None, flags: dict[str, An
     ``variant`` applies ``[variant.NAME]`` (its tables merge key by key into the file's; other keys are
     replaced). ``flags`` are resource values from the command line (they win over the file).
     """
-    path = Path(path)
     try:
-        source = path.read_text()
+        path = user_path(path, "sweep file")
+    except BadPath as err:
+        raise SpecError(err.field, err.problem, err.fix) from None
+    try:
+        if path.exists() and not path.is_file():
+            raise SpecError(str(path), "is not a regular file", "give the path of a .toml file")
+        data = path.read_bytes()
     except OSError as err:
         raise SpecError(str(path), f"cannot read the sweep file ({err.strerror})",
                         "give the path of a .toml file") from None
     try:
+        source = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise SpecError(str(path), f"not UTF-8 text (byte {data[err.start]:#04x} on line {line})",
+                        "save the file as UTF-8") from None
+    try:
         raw = tomllib.loads(source)
     except tomllib.TOMLDecodeError as err:
         raise SpecError(str(path), f"not valid TOML: {err}", "fix the syntax at that line") from None
+    token = _BASE_DIR.set(path.resolve().parent)
+    try:
+        return _load(path, source, raw, variant, flags)
+    finally:
+        _BASE_DIR.reset(token)
+
+
+def _load(path: Path, source: str, raw: dict, variant: str | None, flags: dict[str, Any] | None) -> Sweep:
     for key in raw:
         if key not in TOP_KEYS:
             raise SpecError(key, "unknown key", f"use one of: {', '.join(TOP_KEYS)}")
@@ -311,9 +342,13 @@ def load_sweep(path: str | Path, variant: str | None = None, flags: dict[str, An
     store = _expect(spec.get("store", f"results/{spec['name']}.zarr"), str, "store", "give a folder path")
     if not store.strip():
         raise SpecError("store", "empty", "give a folder path such as results/scan.zarr")
-    store_path = (path.parent / store).resolve()
-    if store_path.suffix == ".jobs":
-        raise SpecError("store", "must not end in .jobs (that name holds the sweep's job files)",
+    try:
+        store_path = check_writable((path.parent / os.path.expanduser(user_path(store, "store"))).resolve(), "store")
+    except BadPath as err:
+        raise SpecError(err.field, err.problem, err.fix) from None
+    if store_path.suffix in (".jobs", ".lock"):
+        raise SpecError("store", f"must not end in {store_path.suffix} (that name holds the sweep's "
+                        f"{'job files' if store_path.suffix == '.jobs' else 'submit lock'})",
                         "use a name ending in .zarr")
 
     params = {k: _param_value(exp, k, v, f"params.{k}", "params") for k, v in _table(spec, "params").items()}

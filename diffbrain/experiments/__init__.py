@@ -19,6 +19,7 @@ _MODULES: dict[str, str] = {
     "fit-neuron": "diffbrain.experiments.fit_neuron",
     "train-network": "diffbrain.experiments.train_network",
     "scaling-probe": "diffbrain.experiments.scaling_probe",
+    "simulate-network": "diffbrain.experiments.simulate_network",
 }
 
 

@@ -23,7 +23,8 @@ class Experiment:
     Every experiment takes ``seed`` (int, default 0). ``fresh_process`` asks the runner to run each
     point in a new Python process (for memory measurements that must not leak between points).
     ``must_be_finite`` names result variables that a successful point has finite (all elements); the
-    runner records a point whose result breaks this as failed.
+    runner records a point whose result breaks this as failed. ``check(params)`` checks a whole point
+    across parameters (after each parameter's own ``Param.check``): see :meth:`check_point`.
     """
 
     name: str
@@ -32,7 +33,9 @@ class Experiment:
     help: str = ""
     fresh_process: bool = False
     must_be_finite: tuple[str, ...] = ("loss",)
+    check: Callable[[Mapping[str, Any]], None] | None = None
     _by_name: dict = field(init=False, repr=False, compare=False)
+    _checked: tuple = field(init=False, repr=False, compare=False)  # params with a path or check
 
     def __post_init__(self):
         params = tuple(self.params)
@@ -40,6 +43,7 @@ class Experiment:
             params += (Param("seed", int, 0, "random seed of the point", low=0),)
         object.__setattr__(self, "params", params)
         object.__setattr__(self, "_by_name", {p.name: p for p in params})
+        object.__setattr__(self, "_checked", tuple(p for p in params if p.path or p.check is not None))
 
     def param(self, name: str) -> Param:
         if name not in self._by_name:
@@ -63,10 +67,28 @@ class Experiment:
                 out[p.name] = p.default
         return dict(sorted(out.items()))
 
+    @property
+    def has_point_checks(self) -> bool:
+        """Whether :meth:`check_point` does anything beyond :meth:`validate` (else callers may skip it)."""
+        return self.check is not None or bool(self._checked)
+
+    def check_point(self, params: Mapping[str, Any]) -> None:
+        """Check what a point's string parameters mean (files that must exist, text that must parse for the
+        point's model, ...) before anything runs: each parameter's ``path``/``check``, then ``check``.
+
+        ``params`` are canonical (:meth:`validate` output). Raises :class:`ParamError` whose ``field`` is
+        the parameter's name. ``sweep plan`` and ``sweep submit`` run it for every point; a run does too.
+        """
+        for p in self._checked:
+            p.check_value(params.get(p.name, p.default), params)
+        if self.check is not None:
+            self.check(params)
+
     def __call__(self, params: Mapping[str, Any], ctx: RunContext | None = None):
-        """Validate ``params`` and run the experiment."""
+        """Validate ``params``, check the point and run the experiment."""
         ctx = ctx or RunContext()
         checked = self.validate(params)
+        self.check_point(checked)
         if ctx.seed != checked["seed"]:
             ctx.seed = checked["seed"]
         return self.run(checked, ctx)

@@ -4,11 +4,17 @@ Targets are either synthetic (a protocol simulated at the ``true_*`` parameters,
 measurement noise) or a trace file (NPZ, or the paper's CSV layout with ``voltage_traces`` and
 ``dt_ms``). The result follows docs/store-format.md. JAX is imported inside :func:`run` only. Points
 that share shapes reuse the compiled programs: parameters, bounds, data and seeds are traced values.
+
+The string parameters are checked before anything runs (:meth:`Experiment.check_point`, from ``sweep
+plan``): ``bounds`` and ``fixed`` must name the model's parameters, ``traces`` / ``voltage_traces`` must be
+readable trace files that serve the target (relative paths in a sweep file: relative to its folder).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from functools import lru_cache
 
 from diffbrain.errors import BadInput
 from diffbrain.experiments.base import Experiment, Param, ParamError, RunContext
@@ -33,6 +39,101 @@ def parse_assignments(text: str, field: str) -> dict[str, float]:
             raise ParamError(field, f"{item!r} is not NAME=NUMBER", "write e.g. A1=0.5,A2=-0.1")
         out[name.strip()] = number
     return out
+
+
+def bounds_from_text(model_name: str, text: str, field: str = "bounds") -> dict[str, tuple[float, float]]:
+    """The model's search bounds with ``"NAME=LO:HI,..."`` applied (ParamError naming ``field``); no JAX."""
+    model = MODELS[model_name]
+    out = model.bounds()
+    for item in (part.strip() for part in text.replace(";", ",").split(",")):
+        if not item:
+            continue
+        name, sep, rest = item.partition("=")
+        name = name.strip()
+        low_text, colon, high_text = rest.partition(":")
+        if not sep or not colon or not name:
+            raise ParamError(field, f"{item!r} is not NAME=LO:HI", "write bounds like a=0:0.1,k1=0.1:1")
+        if name not in out:
+            raise ParamError(f"{field}.{name}", f"{name!r} is not a fitted parameter of {model_name!r}",
+                             f"bound one of: {', '.join(out)}")
+        try:
+            low, high = float(low_text), float(high_text)
+        except ValueError:
+            raise ParamError(f"{field}.{name}", f"{rest!r} is not LO:HI numbers", "write e.g. a=0:0.1") from None
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ParamError(f"{field}.{name}", f"bounds {rest!r} are not finite", "give finite LO:HI")
+        if low >= high:
+            raise ParamError(f"{field}.{name}", f"low {low:g} is not below high {high:g}", "give LO:HI with LO < HI")
+        out[name] = (low, high)
+    return out
+
+
+@lru_cache(maxsize=1024)
+def _bounds_problem(model_name: str, text: str) -> ParamError | None:
+    try:
+        bounds_from_text(model_name, text)
+    except ParamError as err:
+        return err
+    return None
+
+
+def _check_bounds(text: str, params: Mapping) -> None:
+    err = _bounds_problem(params["model"], text)
+    if err is not None:
+        raise err
+
+
+def fixed_from_text(model_name: str, text: str, field: str = "fixed") -> dict[str, float]:
+    """``"NAME=VALUE,..."`` fixed model constants, checked against the model (ParamError naming ``field``)."""
+    model = MODELS[model_name]
+    fixed = parse_assignments(text, field)
+    unknown = sorted(set(fixed) - set(model.fixed_names))
+    if unknown:
+        raise ParamError(field, f"{unknown[0]!r} is not a fixed parameter of {model_name!r}",
+                         f"use one of: {', '.join(model.fixed_names)}")
+    return fixed
+
+
+@lru_cache(maxsize=1024)
+def _fixed_problem(model_name: str, text: str) -> ParamError | None:
+    try:
+        fixed_from_text(model_name, text)
+    except ParamError as err:
+        return err
+    return None
+
+
+def _check_fixed(text: str, params: Mapping) -> None:
+    err = _fixed_problem(params["model"], text)
+    if err is not None:
+        raise err
+
+
+@lru_cache(maxsize=256)
+def _trace_problem(path: str, voltage: str, dt_ms: float, target: str) -> BadInput | None:
+    from diffbrain import traces as tr
+
+    try:
+        tr.load(path, voltage or None, dt_ms or None).require(target)
+    except BadInput as err:
+        return err
+    return None
+
+
+def _check_point(params: Mapping) -> None:
+    """Checks across parameters: trace files that load and serve the target, a baseline's population."""
+    if params["traces"]:
+        err = _trace_problem(params["traces"], params["voltage_traces"], params["dt_ms"], params["target"])
+        if err is not None:  # a field inside the file ("PATH:current") is named in the problem
+            if ":" in err.field:
+                raise ParamError("traces", f"{err.field}: {err.problem}", err.fix)
+            if err.field == "dt":  # the loader's name for the time step; here it is dt_ms
+                raise ParamError("dt_ms", err.problem, "set dt_ms, the time step in ms (a CSV file does not carry it)")
+            raise ParamError(err.field, err.problem, err.fix)
+    elif params["voltage_traces"]:
+        raise ParamError("voltage_traces", "given without a 'traces' CSV file", "set traces to the current CSV")
+    if params["method"] != "gradient" and params["starts"] < 2:
+        raise ParamError("starts", f"a population of {params['starts']}", "give at least 2 for a baseline method")
 
 
 def _true_params() -> tuple[Param, ...]:
@@ -73,21 +174,13 @@ def run(params: dict, ctx: RunContext):
     import numpy as np
     import xarray as xr
 
-    from diffbrain.fitting import fit, make_problem, parse_bounds_text
+    from diffbrain.fitting import fit, make_problem
     from diffbrain.fitting import problem as fp
 
     model = MODELS[params["model"]]
-    fixed = parse_assignments(params["fixed"], "fixed")
-    unknown = sorted(set(fixed) - set(model.fixed_names))
-    if unknown:
-        raise ParamError("fixed", f"{unknown[0]!r} is not a fixed parameter of {model.name!r}",
-                         f"use one of: {', '.join(model.fixed_names)}")
-    try:
-        box = parse_bounds_text(model.name, params["bounds"], "bounds")
-    except BadInput as exc:
-        raise ParamError(exc.field, exc.problem, exc.fix) from exc
-    if params["method"] != "gradient" and params["starts"] < 2:
-        raise ParamError("starts", f"a population of {params['starts']}", "give at least 2 for a baseline method")
+    fixed = fixed_from_text(model.name, params["fixed"])
+    box = bounds_from_text(model.name, params["bounds"])
+    _check_point(params)
     ctx.report(0.0, "building targets")
     traces, truth = _targets(params, ctx, model, fixed)
     problem = make_problem(model.name, params["target"], traces, box, fixed, params["points"],
@@ -157,8 +250,9 @@ EXPERIMENT = Experiment(
         Param("budget", int, 0, "total loss evaluations; 0 = 200 per start (gradient), population x 5 (baselines)",
               low=0),
         Param("protocol", str, "steps", "synthetic input protocol", choices=PROTOCOL_NAMES),
-        Param("traces", str, "", "trace file (.npz, or .csv of currents in A); empty = synthetic target"),
-        Param("voltage_traces", str, "", "CSV of voltages (mV) that goes with a CSV 'traces' file"),
+        Param("traces", str, "", "trace file (.npz, or .csv of currents in A); empty = synthetic target",
+              path=True),
+        Param("voltage_traces", str, "", "CSV of voltages (mV) that goes with a CSV 'traces' file", path=True),
         Param("duration_ms", float, 0.0, "synthetic trace length in ms; 0 = model default (gif 1000, hh 14.97)",
               low=0.0),
         Param("dt_ms", float, 0.0, "time step in ms; 0 = model default (gif 0.1, hh 0.01); required for CSV",
@@ -166,12 +260,13 @@ EXPERIMENT = Experiment(
         Param("n_traces", int, 5, "synthetic traces", positive=True),
         Param("noise_mv", float, 0.0, "sd of Gaussian noise added to synthetic voltages (mV)", low=0.0),
         *_true_params(),
-        Param("bounds", str, "", "search bounds 'NAME=LO:HI,...'; empty = the paper's bounds"),
-        Param("fixed", str, "", "fixed model constants 'NAME=VALUE,...' (e.g. A1=0.5)"),
+        Param("bounds", str, "", "search bounds 'NAME=LO:HI,...'; empty = the paper's bounds", check=_check_bounds),
+        Param("fixed", str, "", "fixed model constants 'NAME=VALUE,...' (e.g. A1=0.5)", check=_check_fixed),
         Param("points", int, 0, "potential target: compare at this many samples per trace (0 = all)", low=0),
         Param("delta_ms", float, 0.0, "gamma-factor coincidence window in ms; 0 = model default", low=0.0),
         Param("keep_samples", int, 500, "samples per trace kept in the stored traces", positive=True),
     ),
     run=run,
+    check=_check_point,
     help="Fit a GIF or HH neuron to potential or spike targets by gradient (vectorised L-BFGS-B) or a baseline.",
 )

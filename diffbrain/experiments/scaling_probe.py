@@ -23,7 +23,7 @@ PARAMS = (
     Param("batch_size", int, 32, "trials per step", low=1),
     Param("conn_method", str, "dense", "recurrent connectivity", choices=CONN_METHODS),
     Param("conn_prob", float, 0.2, "connection probability (rand, gaussian)", positive=True, high=1.0),
-    Param("sparse_impl", str, "event", "sparse operator", choices=SPARSE_IMPLS),
+    Param("sparse_impl", str, "auto", "sparse operator (auto: from the measured crossover)", choices=SPARSE_IMPLS),
     Param("steps", int, 5, "timed training steps (k)", low=1),
     Param("warmup", int, 1, "untimed steps after compiling", low=0),
     Param("etrace_decay", float, 0.99, "ES-D-RTRL decay (expsm_diag)", positive=True, high=0.99999),
@@ -68,6 +68,10 @@ def run(params: dict, ctx: RunContext):
     train_cfg = TrainConfig(method=params["method"], etrace_decay=params["etrace_decay"], remat=params["remat"],
                             lr=params["lr"], batch_size=params["batch_size"],
                             iterations=params["warmup"] + params["steps"])
+    from diffbrain.network.memory import ensure_fits, network_estimate
+
+    estimate = network_estimate(net_cfg, task_cfg.n_in, 2, params["method"], params["batch_size"], params["n_steps"])
+    ensure_fits(estimate, field="n_rec", what=f"the network of n_rec={params['n_rec']}")
     trainer = Trainer(net_cfg, task_cfg, train_cfg, seed=params["seed"])
     assert trainer.task.n_steps == params["n_steps"], (trainer.task.n_steps, params["n_steps"])
     stats = trainer.compile()
@@ -90,6 +94,8 @@ def run(params: dict, ctx: RunContext):
             "argument_bytes": scalar(stats.argument_bytes, "bytes", np.int64),
             "output_bytes": scalar(stats.output_bytes, "bytes", np.int64),
             "peak_rss_bytes": scalar(peak_rss_bytes(), "bytes", np.int64),
+            "estimated_bytes": scalar(estimate.total, "bytes", np.int64),
+            "structure_bytes": scalar(trainer.model.structure_bytes(), "bytes", np.int64),
             "device_peak_bytes": scalar(device_peak_bytes(devices), "bytes"),
             "loss": scalar(loss, "1"),
             "accuracy": scalar(acc, "1"),

@@ -48,6 +48,7 @@ def to_dataset(rec) -> xr.Dataset:
         "argument_bytes": scalar(rec.compile.argument_bytes, "bytes", np.int64),
         "output_bytes": scalar(rec.compile.output_bytes, "bytes", np.int64),
         "peak_rss_bytes": scalar(peak_rss_bytes(), "bytes", np.int64),
+        **{name: scalar(value, "bytes", np.int64) for name, value in (rec.memory or {}).items()},
         "weight_bin_edges": (("w_edge",), rec.bin_edges.astype(np.float32), {"units": "S"}),
         "w_hist_exc": (("snapshot", "w_bin"), snaps["hist_exc"], {"units": "1"}),
         "w_hist_inh": (("snapshot", "w_bin"), snaps["hist_inh"], {"units": "1"}),

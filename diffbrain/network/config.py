@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, fields
 from diffbrain.params import Param, ParamError
 
 METHODS = ("bptt", "diag", "expsm_diag")
-CONN_METHODS = ("dense", "rand", "gaussian")
-SPARSE_IMPLS = ("event", "masked_dense")
+CONN_METHODS = ("dense", "rand", "fixed_in", "fixed_out", "gaussian")
+SPARSE_IMPLS = ("auto", "event", "masked_dense")
 LR_SCHEDULES = ("constant", "exponential", "cosine")
 MODES = ("train", "sim")
 
@@ -37,9 +37,12 @@ NETWORK_PARAMS: tuple[Param, ...] = (
     Param("conn_method", str, "dense", "recurrent connectivity", choices=CONN_METHODS),
     Param("conn_prob", float, 0.2, "connection probability (rand) or peak probability (gaussian)",
           positive=True, high=1.0),
+    Param("conn_num", int, 20, "synapses per neuron: in-degree (fixed_in) or out-degree (fixed_out)", low=1),
     Param("conn_width", float, 0.1, "gaussian connectivity width, fraction of the ring", positive=True, high=10.0),
-    Param("sparse_impl", str, "event",
-          "sparse recurrent operator: event-driven CSR (brainevent) or the masked dense matrix",
+    Param("self_synapses", bool, False, "allow a neuron to synapse onto itself (sparse connectivities)"),
+    Param("sparse_impl", str, "auto",
+          "sparse recurrent operator: event-driven CSR (brainevent), the masked dense matrix, or auto "
+          "(whichever is faster for the method and size, from the measured crossover table)",
           choices=SPARSE_IMPLS),
 )
 
@@ -100,7 +103,8 @@ TRAINING_PARAMS: tuple[Param, ...] = (
 
 RUN_PARAMS: tuple[Param, ...] = (
     Param("mode", str, "train", "train the network, or only simulate it (sim)", choices=MODES),
-    Param("load_checkpoint", str, "", "checkpoint file whose weights start the run (same network); '' for none"),
+    Param("load_checkpoint", str, "", "checkpoint file whose weights start the run (same network); '' for none",
+          path=True),
     Param("checkpoint_every", int, 10, "iterations between checkpoints (needs a checkpoint directory)", low=1),
     Param("snapshot_every", int, 10, "iterations between weight-histogram snapshots", low=1),
     Param("hist_bins", int, 40, "bins of the weight histograms", low=2),
@@ -135,8 +139,10 @@ class NetworkConfig:
     e_inh: float = -10.0
     conn_method: str = "dense"
     conn_prob: float = 0.2
+    conn_num: int = 20
     conn_width: float = 0.1
-    sparse_impl: str = "event"
+    self_synapses: bool = False
+    sparse_impl: str = "auto"
 
     @property
     def n_exc(self) -> int:
@@ -159,8 +165,15 @@ class NetworkConfig:
         for name in ("tau_neu", "tau_syn", "tau_out", "tau_a", "dt"):
             if getattr(self, name) <= 0:
                 raise ParamError(name, f"{getattr(self, name)!r} must be > 0", "give a positive time constant")
-        if self.conn_method != "dense" and not 0.0 < self.conn_prob <= 1.0:
+        if self.conn_method in ("rand", "gaussian") and not 0.0 < self.conn_prob <= 1.0:
             raise ParamError("conn_prob", f"{self.conn_prob!r} is outside (0, 1]", "give a probability in (0, 1]")
+        if self.conn_method == "gaussian" and not 0.0 < self.conn_width <= 10.0:
+            raise ParamError("conn_width", f"{self.conn_width!r} is outside (0, 10]", "give a width in (0, 10]")
+        if self.conn_method in ("fixed_in", "fixed_out"):
+            most = self.n_rec if self.self_synapses else self.n_rec - 1
+            if not 1 <= self.conn_num <= most:
+                raise ParamError("conn_num", f"{self.conn_num} synapses per neuron do not fit n_rec={self.n_rec}",
+                                 f"give conn_num between 1 and {most}")
         return self
 
     @classmethod

@@ -39,6 +39,8 @@ from diffbrain.network.task import step_loss
 DEFAULT_CHUNK = 50
 _UNITS = (u.mV, u.mA, u.siemens, u.siemens, u.mV)  # V, I_a, g_exc, g_inh, trace (EINetwork.STATES)
 TRACE = 4  # index of the readout trace among the states: the only one the loss reads
+PROJECTIONS = ("ff", "exc", "inh")  # the trained projections of EINetwork (the readout apart)
+CONDUCTANCE = {"ff": 0, "exc": 0, "inh": 1}  # which conductance increment each one drives: excitatory, inhibitory
 
 
 @dataclass(frozen=True)
@@ -218,16 +220,16 @@ class DRTRL:
     def __init__(self, model, chunk: int = DEFAULT_CHUNK):
         self.model = model
         self.chunk = chunk
-        self.projections = (Projection.of("in_exc", model.in_exc), Projection.of("inh", model.inh))
+        self.projections = tuple(Projection.of(name, getattr(model, name)) for name in PROJECTIONS)
         n = len(model.STATES)
         with jax.ensure_compile_time_eval():  # concrete numbers, also while a jit traces this
             pd, pf = dependency_pattern(self._advance_plain, n, 2, (1, model.n_rec))
-        reach = [reachable(pf[k], pd) for k in range(2)]
+        reach = [reachable(pf[k], pd) for k in range(2)]  # from the excitatory, the inhibitory conductance
         self.active = np.flatnonzero(np.any(reach, axis=0))  # states that carry any trace
         self.pd = pd[np.ix_(self.active, self.active)]
         self.pp = closure(self.pd)
         # per projection: positions (in the active set) of the states its trace lives on
-        self.own = [np.flatnonzero(r[self.active]) for r in reach]
+        self.own = [np.flatnonzero(reach[CONDUCTANCE[p.name]][self.active]) for p in self.projections]
         self.trace_index = int(np.flatnonzero(self.active == TRACE)[0])
 
     # -- one step ----------------------------------------------------------------------------------
@@ -242,8 +244,9 @@ class DRTRL:
         [A,B,n])`` over the active states ``A``."""
         model = self.model
         spk = jax.lax.stop_gradient(model.spikes(states[0] * u.mV))
-        pre = (jnp.concatenate([x, spk[:, : model.n_exc]], axis=-1), spk[:, model.n_exc :])
-        d_exc, d_inh = (proj.module(p).to_decimal(u.siemens) for proj, p in zip(self.projections, pre, strict=True))
+        pre = (x, spk[:, : model.n_exc], spk[:, model.n_exc :])  # ff, exc, inh
+        ff, exc, inh = (proj.module(p).to_decimal(u.siemens) for proj, p in zip(self.projections, pre, strict=True))
+        d_exc, d_inh = ff + exc, inh
         new, jvp = jax.linearize(self._advance_plain, states, d_exc, d_inh)
         # tangent directions: the active states, then the excitatory and the inhibitory conductance increment
         a = len(self.active)
@@ -254,7 +257,8 @@ class DRTRL:
         directions = [jnp.asarray(select[:, c])[:, None, None] * ones for c in range(len(states) + 2)]
         out = jax.vmap(jvp)(tuple(directions[:-2]), directions[-2], directions[-1])  # per state: [direction, B, n]
         out = jnp.stack([out[c] for c in self.active], axis=0)  # [A (output), direction, B, n]
-        return new, (pre, out[:, :a], (out[:, a], out[:, a + 1]))
+        increments = (out[:, a], out[:, a + 1])  # sensitivity to the excitatory, the inhibitory increment
+        return new, (pre, out[:, :a], tuple(increments[CONDUCTANCE[p.name]] for p in self.projections))
 
     # -- one chunk -----------------------------------------------------------------------------------
 

@@ -11,17 +11,21 @@ D-RTRL lost ~90% of the hidden-weight gradient norm at ``tau_out`` = 10 ms).
 
 Dale's law: weights are stored as magnitudes ``w`` and act as conductances ``|w| >= 0``; excitatory
 presynaptic neurons (and the input) open excitatory channels (reversal ``e_exc``), inhibitory ones
-inhibitory channels (``e_inh``). The input and the excitatory
-neurons share one projection onto the excitatory channel (one ETP operator, one eligibility trace:
-both drive the same conductance), the inhibitory neurons have their own.
+inhibitory channels (``e_inh``). Three projections: the input (dense ``[n_in, n_rec]``, dense by
+nature), the excitatory and the inhibitory neurons (each a CSR structure of its rows, or dense);
+the input and the excitatory projection both drive the excitatory conductance.
 
 Every trainable product goes through a braintrace ETP operator (``braintrace.matmul`` /
 ``braintrace.sparse_matmul`` with ``weight_fn=abs``), so the same module trains by BPTT and online
 (braintrace's ES-D-RTRL; D-RTRL differentiates :meth:`EINetwork.advance`, the per-neuron step, in
-:mod:`diffbrain.network.drtrl`). Sparse recurrent projections are brainevent CSR matrices: event-driven
-(``BinaryArray @ CSR``) when ``online=False``; in the online path braintrace needs float spikes, so
-the CSR is applied through ``braintrace.sparse_matmul``. States carry brainunit units (mV, mA, S with
-a 1-ohm membrane resistance as in the paper).
+:mod:`diffbrain.network.drtrl`). Sparse recurrent projections hold their weights on the non-zeros only: BPTT
+runs them event-driven (:func:`diffbrain.network.events.differentiable_propagate`: native CPU kernels with
+their own gradient, else brainevent's ``BinaryArray @ CSR``); ES-D-RTRL applies the CSR through
+``braintrace.sparse_matmul`` (float spikes); D-RTRL keeps its traces on the non-zeros; simulation without
+gradients (``method="simulation"``) uses the forward-only event kernel of :mod:`diffbrain.network.events`.
+``sparse_impl="auto"`` picks the event-driven or the masked dense operator from the measured crossover
+(:mod:`diffbrain.network.crossover`). States carry brainunit units (mV, mA, S with a 1-ohm membrane
+resistance as in the paper).
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ import numpy as np
 
 from diffbrain.network.config import NetworkConfig
 from diffbrain.network.connectivity import InitialWeights, Structure, initial_weights, recurrent_structures
+from diffbrain.network.crossover import choose_impl
+from diffbrain.network.events import differentiable_propagate, propagate
+
+PROJECTION_IMPLS = ("dense", "event", "masked_dense")
 
 
 def magnitude(w):
@@ -49,43 +57,59 @@ class DaleProjection(brainstate.nn.Module):
 
     ``weight`` is a ParamState: the dense ``[n_pre, n_post]`` magnitudes or, for a sparse structure,
     the CSR non-zero vector (row-major). ``impl``: ``dense``; ``event`` (brainevent CSR, event-driven
-    unless ``online``); ``masked_dense`` (the sparse pattern applied as a dense masked matrix).
+    unless ``online``); ``masked_dense`` (the sparse pattern applied as a dense masked matrix: N^2 memory,
+    for small networks where dense arithmetic wins). ``forward_only`` (simulation, no gradients) runs the
+    event path through the native forward kernel.
     """
 
-    def __init__(self, structure: Structure, init: np.ndarray, impl: str = "dense", online: bool = False):
+    def __init__(self, structure: Structure, init: np.ndarray, impl: str = "dense", online: bool = False,
+                 forward_only: bool = False):
         super().__init__()
+        if impl not in PROJECTION_IMPLS:
+            raise ValueError(f"impl must be one of {PROJECTION_IMPLS}, not {impl!r}")
         self.structure = structure
         self.online = online
+        self.forward_only = forward_only and not online
         self.impl = "dense" if not structure.sparse else impl
         if self.impl == "masked_dense":
             init = structure.to_dense(init)
-            mask = jnp.asarray(structure.mask, dtype=jnp.float32)
+            mask = jnp.asarray(structure.mask(), dtype=jnp.float32)
             self._weight_fn = lambda w: u.math.abs(w) * mask
         else:
             self._weight_fn = magnitude
+            if self.impl == "dense":
+                init = np.asarray(init).reshape(structure.shape)
         if self.impl == "event":
+            self.indptr = jnp.asarray(structure.indptr, dtype=jnp.int32)
+            self.indices = jnp.asarray(structure.indices, dtype=jnp.int32)
             ones = jnp.ones(structure.nnz, dtype=jnp.float32)
-            self.csr = brainevent.CSR((ones, jnp.asarray(structure.indices), jnp.asarray(structure.indptr)),
-                                      shape=structure.shape)
+            self.csr = brainevent.CSR((ones, self.indices, self.indptr), shape=structure.shape)
         self.weight = brainstate.ParamState(jnp.asarray(init, dtype=jnp.float32))
 
     def update(self, x):
         w = self.weight.value
-        if self.impl == "event":
-            if self.online:
-                g = braintrace.sparse_matmul(x, w, sparse_mat=self.csr, weight_fn=magnitude)
-            else:
-                g = brainevent.BinaryArray(x) @ self.csr.with_data(magnitude(w))
-        else:
+        if self.impl != "event":
             g = braintrace.matmul(x, w, weight_fn=self._weight_fn)
+        elif self.online:
+            g = self.online_sparse(x, w)
+        elif self.forward_only:
+            g = propagate(x, self.indptr, self.indices, magnitude(w), self.structure.n_post)
+        else:
+            g = differentiable_propagate(x, self.indptr, self.indices, magnitude(w), self.structure.n_post)
         return g * u.siemens
 
-    def effective_dense(self) -> np.ndarray:
-        """The effective conductance matrix ``[n_pre, n_post]`` (S, zeros off the pattern)."""
+    def online_sparse(self, x, w):
+        """The online (braintrace) product on the sparse structure: float spikes through the CSR."""
+        return braintrace.sparse_matmul(x, w, sparse_mat=self.csr, weight_fn=magnitude)
+
+    def effective_values(self) -> np.ndarray:
+        """The effective conductances ``|w|`` (S) of the synapses, in CSR order (dense: row-major)."""
         w = np.abs(np.asarray(self.weight.value))
-        if self.impl == "event":
-            return self.structure.to_dense(w)
-        return w * self.structure.mask
+        return self.structure.dense_values(w) if self.impl == "masked_dense" else w.reshape(-1)
+
+    def effective_dense(self) -> np.ndarray:
+        """The effective conductance matrix ``[n_pre, n_post]`` (S, zeros off the pattern; small networks)."""
+        return self.structure.to_dense(self.effective_values())
 
 
 class EINetwork(brainstate.nn.Module):
@@ -97,22 +121,28 @@ class EINetwork(brainstate.nn.Module):
     """
 
     def __init__(self, cfg: NetworkConfig, n_in: int, n_out: int, seed: int = 0, online: bool = False,
-                 weights: InitialWeights | None = None):
+                 weights: InitialWeights | None = None, method: str | None = None):
+        """``method`` (bptt, diag, expsm_diag or simulation) selects the sparse operator when
+        ``cfg.sparse_impl`` is ``auto``; default: bptt, or expsm_diag when ``online``."""
         super().__init__()
         self.cfg = cfg
         self.n_in, self.n_out, self.n_rec = n_in, n_out, cfg.n_rec
         self.n_exc, self.n_inh = cfg.n_exc, cfg.n_inh
         self.online = online
+        self.method = method or ("expsm_diag" if online else "bptt")
         rng = np.random.default_rng(seed)
         exc, inh = recurrent_structures(cfg, rng)
         init = weights or initial_weights(cfg, n_in, n_out, exc, inh, rng)
         self.initial = init
-        # input rows first, then the excitatory neurons: both open the excitatory channel
-        in_exc = Structure(np.vstack([np.ones((n_in, cfg.n_rec), dtype=bool), exc.mask]), exc.sparse)
-        in_exc_init = (np.concatenate([init.ff.ravel(), init.exc]) if exc.sparse
-                       else np.vstack([init.ff, init.exc]))
-        self.in_exc = DaleProjection(in_exc, in_exc_init, cfg.sparse_impl, online)
-        self.inh = DaleProjection(inh, init.inh, cfg.sparse_impl, online)
+        impl = cfg.sparse_impl
+        if impl == "auto":
+            impl = choose_impl(self.method, cfg.n_rec, (exc.nnz + inh.nnz) / cfg.n_rec**2)
+        self.sparse_impl = impl
+        forward_only = self.method == "simulation"
+        # the input and the excitatory neurons both open the excitatory channel
+        self.ff = DaleProjection(Structure.dense(n_in, cfg.n_rec), init.ff, "dense", online)
+        self.exc = DaleProjection(exc, init.exc, impl, online, forward_only)
+        self.inh = DaleProjection(inh, init.inh, impl, online, forward_only)
         self.readout = brainstate.ParamState(jnp.asarray(init.readout, dtype=jnp.float32))
         self.spike_fn = braintools.surrogate.ReluGrad()
         self.decay_syn = float(np.exp(-cfg.dt / cfg.tau_syn))
@@ -142,8 +172,7 @@ class EINetwork(brainstate.nn.Module):
 
     def conductance_increment(self, x, spikes):
         """The conductance each postsynaptic neuron receives: (excitatory, inhibitory), in S."""
-        pre_exc = u.math.concatenate([x, spikes[..., : self.n_exc]], axis=-1)
-        return self.in_exc(pre_exc), self.inh(spikes[..., self.n_exc :])
+        return self.ff(x) + self.exc(spikes[..., : self.n_exc]), self.inh(spikes[..., self.n_exc :])
 
     STATES = ("V", "I_a", "g_exc", "g_inh", "trace")  # one group per neuron, in this order
 
@@ -218,8 +247,8 @@ class EINetwork(brainstate.nn.Module):
     # -- introspection ----------------------------------------------------------------------------
 
     def weight_states(self) -> dict[str, brainstate.ParamState]:
-        """The trainable ParamStates: ``in_exc`` (input and excitatory rows), ``inh``, ``readout``."""
-        return {"in_exc": self.in_exc.weight, "inh": self.inh.weight, "readout": self.readout}
+        """The trainable ParamStates: ``ff`` (input), ``exc``, ``inh`` (recurrent), ``readout``."""
+        return {"ff": self.ff.weight, "exc": self.exc.weight, "inh": self.inh.weight, "readout": self.readout}
 
     def weight_values(self) -> dict[str, jax.Array]:
         return {k: s.value for k, s in self.weight_states().items()}
@@ -231,13 +260,11 @@ class EINetwork(brainstate.nn.Module):
     def split_named(self, values: dict) -> dict[str, np.ndarray]:
         """Per-projection views ``ff`` (input), ``exc``, ``inh``, ``readout`` of weight-shaped arrays
         (weights or their gradients); sparse ones stay non-zero vectors."""
-        v = np.asarray(values["in_exc"])
-        n_ff = self.n_in * self.n_rec
-        if self.in_exc.impl == "event":
-            ff, exc = v[:n_ff].reshape(self.n_in, self.n_rec), v[n_ff:]
-        else:
-            ff, exc = v[: self.n_in], v[self.n_in :]
-        return {"ff": ff, "exc": exc, "inh": np.asarray(values["inh"]), "readout": np.asarray(values["readout"])}
+        return {k: np.asarray(values[k]) for k in ("ff", "exc", "inh", "readout")}
+
+    def structure_bytes(self) -> int:
+        """Host bytes of the recurrent structures (CSR indices and pointers; 0 for dense)."""
+        return self.exc.structure.nbytes + self.inh.structure.nbytes
 
     def is_excitatory(self) -> np.ndarray:
         return np.arange(self.n_rec) < self.n_exc
@@ -248,7 +275,5 @@ class EINetwork(brainstate.nn.Module):
 
     def effective_recurrent(self) -> tuple[np.ndarray, np.ndarray]:
         """Effective recurrent conductance weights (S) on the pattern, from excitatory and from inhibitory
-        presynaptic neurons (the input rows excluded)."""
-        exc = self.in_exc.effective_dense()[self.n_in :][self.in_exc.structure.mask[self.n_in :]]
-        inh = self.inh.effective_dense()[self.inh.structure.mask]
-        return exc, inh
+        presynaptic neurons, in CSR order."""
+        return self.exc.effective_values(), self.inh.effective_values()

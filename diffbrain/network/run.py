@@ -27,6 +27,7 @@ from diffbrain.network.config import (
     fingerprint,
     resolve_training,
 )
+from diffbrain.network.memory import ensure_fits, network_estimate
 from diffbrain.network.recording import Simulator, WeightRecorder
 from diffbrain.network.training import TEST_STREAM, CompileStats, Trainer, data_key
 
@@ -68,6 +69,7 @@ class RunRecord:
     defaults_used: tuple[str, ...]  # which of them came from the method's defaults
     grad_checks: dict[str, np.ndarray]  # _CHECKS -> values, one per check
     resumed_from: int = 0
+    memory: dict | None = None  # bytes: estimate (before building), structure and states as built
 
 
 def _restore(trainer: Trainer, recorder: WeightRecorder, ck: ckpt_io.Checkpoint, history: dict,
@@ -107,12 +109,24 @@ def _check(trainer: Trainer, iteration: int, checks: dict) -> None:
             checks[f"{stat}_{p}"].append(stats[p][stat])
 
 
+def check_fits(params: dict):
+    """The memory estimate of a run of validated ``params``; BadInput (field ``n_rec``) when it cannot fit."""
+    net_cfg, task_cfg = NetworkConfig.from_params(params), TaskConfig.from_params(params)
+    training = params["mode"] == "train"
+    method = params["method"] if training else "simulation"
+    batch = max(params["batch_size"] if training else 1, params["test_batch"])
+    estimate = network_estimate(net_cfg, task_cfg.n_in, 2, method, batch, task_cfg.n_steps(net_cfg.dt))
+    ensure_fits(estimate, field="n_rec", what=f"the network of n_rec={net_cfg.n_rec} ({net_cfg.conn_method})")
+    return estimate
+
+
 def run_network(params: dict, ctx: RunContext) -> RunRecord:
     """Train (``mode=train``) or simulate (``mode=sim``) one configuration; validated ``params``."""
     net_cfg, task_cfg = NetworkConfig.from_params(params), TaskConfig.from_params(params)
     train_cfg = TrainConfig.from_params(params)
     training = params["mode"] == "train"
     fps = run_fingerprints(params)
+    estimate = check_fits(params)
     trainer = Trainer(net_cfg, task_cfg, train_cfg, seed=params["seed"])
     recorder = WeightRecorder.for_model(trainer.model, params["hist_bins"])
     history: dict[str, list[float]] = {k: [] for k in _HISTORY}
@@ -171,4 +185,6 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
         n_steps=trainer.task.n_steps, training={k: resolved[k] for k in PER_METHOD},
         defaults_used=tuple(k for k in PER_METHOD if params.get(k) is None),
         grad_checks={k: np.asarray(v, dtype=np.float32) for k, v in checks.items()}, resumed_from=start,
+        memory={"estimated_bytes": estimate.total, "structure_bytes": trainer.model.structure_bytes(),
+                "state_bytes": 5 * 4 * net_cfg.n_rec * max(train_cfg.batch_size, params["test_batch"])},
     )

@@ -111,7 +111,7 @@ class Trainer:
         self.net_cfg, self.task_cfg, self.train_cfg, self.seed = net_cfg, task_cfg, train_cfg, seed
         self.task = EvidenceTask(task_cfg, net_cfg.dt)
         self.model = EINetwork(net_cfg, self.task.n_in, self.task.n_out, seed=seed,
-                               online=train_cfg.method != "bptt")
+                               online=train_cfg.method != "bptt", method=train_cfg.method)
         self.optimizer = make_optimizer(train_cfg)
         self.opt_state = brainstate.State(self.optimizer.init(self.model.weight_values()))
         self.train_key = data_key(seed, TRAIN_STREAM)

@@ -17,6 +17,7 @@ COMMANDS = {
     "simulate": "sweeps.cli.neuron:simulate",
     "fit": "sweeps.cli.neuron:fit",
     "train": "sweeps.cli.network:train",
+    "simulate-network": "sweeps.cli.simulate_network:simulate_network",
     "sweep": "sweeps.cli.sweep:sweep",
     "report": "sweeps.cli.report:report",
     "demo": "sweeps.cli.demo:demo",
@@ -48,11 +49,11 @@ def cli():
 
 def bad_input_types() -> tuple[type[BaseException], ...]:
     """Exception types that mean 'the user gave bad input' (exit 2, one line)."""
-    from analysis.errors import BadStore
+    from analysis.errors import BadPath, BadStore
     from diffbrain.errors import BadInput
     from sweeps.errors import SpecError
 
-    return (BadInput, BadStore, SpecError)
+    return (BadInput, BadStore, BadPath, SpecError)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,8 +63,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:  # usage errors: exit 2
-        exc.show()
+    except click.ClickException as exc:  # usage errors: one line, exit 2
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -8,7 +8,6 @@ parameter error and wall seconds, and writes the figures and a summary.json to D
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -31,6 +30,7 @@ def demo(out, starts, seed):
     from rich.console import Console
     from rich.table import Table
 
+    from analysis import jsonsafe
     from diffbrain import fitting
     from diffbrain import traces as tr
     from diffbrain.errors import BadInput
@@ -75,7 +75,7 @@ def demo(out, starts, seed):
         units = "RMSE (mV)" if target == "potential" else "gamma-factor loss"
         writers[f"{model}-{target}-loss-vs-time.png"] = (
             lambda p, c=lines, u=units, m=model, t=target: figures.plot_losses(p, c, u, f"{m} {t}"))
-    writers["summary.json"] = lambda p: p.write_text(json.dumps(rows, indent=2) + "\n")
+    writers["summary.json"] = lambda p: p.write_text(jsonsafe.dumps(rows, indent=2) + "\n")
     write_files(out_dir, writers)
 
     table = Table(title="Gradient (vectorised L-BFGS-B) vs differential evolution")

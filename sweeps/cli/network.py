@@ -11,7 +11,6 @@ and renamed into place only on success. JAX is imported only when the command ru
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -45,26 +44,38 @@ def _progress_wanted() -> bool:
 
 
 def _replace(tmp: Path, final: Path) -> None:
-    """Move ``tmp`` to ``final``, replacing an older one only once the new one is complete."""
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    if old.exists():
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    """Move ``tmp`` (a temporary the caller made beside ``final``) to ``final``; an older ``final`` is first
+    renamed to a temporary sibling and removed only once the new one is in place (put back on failure)."""
+    from analysis import atomic
+
+    old = None
+    if os.path.lexists(final):
+        old = atomic.temp_sibling(final, "old")
+        os.rename(final, old)
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        if old is not None:
+            os.rename(old, final)
+        raise
+    if old is not None:
+        atomic.remove_temp(old, final)
 
 
 def _check_before_writing(params: dict, out: Path) -> dict:
     """Validate everything that can be validated without computing (raises BadInput / ParamError)."""
+    from analysis.paths import check_writable
     from diffbrain.errors import BadInput
     from diffbrain.experiments import get
     from diffbrain.network import checkpoint as ckpt_io
     from diffbrain.network.config import NetworkConfig, TaskConfig
-    from diffbrain.network.run import run_fingerprints
+    from diffbrain.network.run import check_fits, run_fingerprints
 
+    check_writable(out, "--out")  # a path, never a URL: '#', '?', ';' are plain characters
     checked = get("train-network").validate(params)
     NetworkConfig.from_params(checked)
     TaskConfig.from_params(checked)
+    check_fits(checked)  # a network that cannot fit is refused before --out is created
     if out.exists() and not out.is_dir():
         raise BadInput("out", f"{out} exists and is not a directory", "give a directory path for --out")
     full, network = run_fingerprints(checked)
@@ -88,10 +99,15 @@ def train(out: Path, **flags):
     params = {k: v for k, v in flags.items() if v is not None}
     checked = _check_before_writing(params, out)
 
+    from analysis import atomic
+    from analysis.paths import local_store, os_problem
     from diffbrain.experiments import RunContext, get
     from diffbrain.network.figures import write_figures
 
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise os_problem(err, "--out", out) from None
     ctx = RunContext(seed=checked["seed"], point_id="cli", checkpoint_dir=out / "checkpoints")
     if _progress_wanted():
         from rich.progress import Progress
@@ -103,17 +119,14 @@ def train(out: Path, **flags):
     else:
         ds = get("train-network").run(checked, ctx)
 
-    zarr_tmp = out / f".run.zarr.tmp-{os.getpid()}"
-    fig_tmp = out / f".figures.tmp-{os.getpid()}"
-    try:
-        ds.to_zarr(zarr_tmp, mode="w", consolidated=False)
+    # written under temporary names, then renamed into place (an older run's outputs replaced only then)
+    for final in (out / "run.zarr", out / "figures"):
+        atomic.remove_stale_temps(final)  # what an earlier run killed on this host left
+    with atomic.staged(out / "run.zarr") as zarr_tmp, atomic.staged(out / "figures") as fig_tmp:
+        ds.to_zarr(local_store(zarr_tmp), mode="w-", consolidated=False)
         written, skipped = write_figures(ds, fig_tmp)
-        _replace(zarr_tmp, out / "run.zarr")
-        _replace(fig_tmp, out / "figures")
-    finally:
-        for tmp in (zarr_tmp, fig_tmp):
-            if tmp.exists():
-                shutil.rmtree(tmp)
+        atomic.publish(zarr_tmp, out / "run.zarr", replace=True)
+        atomic.publish(fig_tmp, out / "figures", replace=True)
     if ds.sizes["iteration"]:
         click.echo(f"final training loss {float(ds['loss'][-1]):.4f}, accuracy {float(ds['accuracy'][-1]):.3f}")
     click.echo(f"test loss {float(ds['test_loss']):.4f}, test accuracy {float(ds['test_accuracy']):.3f}")

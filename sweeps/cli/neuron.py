@@ -6,9 +6,8 @@ outputs go to temporary siblings renamed into place, so bad input or a crash lea
 
 from __future__ import annotations
 
-import json
+import math
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -64,13 +63,25 @@ def parse_numbers(items: tuple[str, ...], option: str) -> dict[str, float]:
             out[name] = float(text)
         except ValueError as exc:
             raise BadInput(f"{option} {name}", f"{text!r} is not a number", "give a number") from exc
+        if not math.isfinite(out[name]):
+            raise BadInput(f"{option} {name}", f"{text!r} is not a finite number", "give a finite number")
     return out
 
 
-def check_out_file(path: str) -> Path:
+def check_finite(**options: float | None) -> None:
+    """BadInput naming the first option (``dt=--dt``) whose value is NaN or infinite."""
     from diffbrain.errors import BadInput
 
-    out = Path(path)
+    for name, value in options.items():
+        if value is not None and not math.isfinite(value):
+            raise BadInput(f"--{name}", f"{value!r} is not a finite number", "give a finite number")
+
+
+def check_out_file(path: str) -> Path:
+    from analysis.paths import check_writable
+    from diffbrain.errors import BadInput
+
+    out = check_writable(path, "--out", kind="file")
     if out.is_dir():
         raise BadInput("--out", f"{out} is a directory", "give a file name such as traces.npz")
     if not out.parent.exists():
@@ -81,9 +92,10 @@ def check_out_file(path: str) -> Path:
 
 
 def check_out_dir(path: str) -> Path:
+    from analysis.paths import check_writable
     from diffbrain.errors import BadInput
 
-    out = Path(path)
+    out = check_writable(path, "--out", kind="path")
     if out.exists() and not out.is_dir():
         raise BadInput("--out", f"{out} is a file", "give a directory for fit.json and fit.png")
     if not out.parent.exists():
@@ -93,17 +105,16 @@ def check_out_dir(path: str) -> Path:
 
 def write_files(out_dir: Path, writers: dict[str, Callable[[Path], None]]) -> None:
     """Write every file into a temporary sibling directory, then move them into ``out_dir`` (created if needed)."""
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    from analysis import atomic
+
+    with atomic.staged(out_dir) as tmp:
+        tmp.mkdir()
         for name, write in writers.items():
             write(tmp / name)
         out_dir.mkdir(exist_ok=True)
         for name in writers:
             os.replace(tmp / name, out_dir / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        atomic.remove_temp(tmp, out_dir)
 
 
 @click.command(name="simulate")
@@ -133,8 +144,12 @@ def simulate(model, params, protocol, current_file, dt, duration, n_traces, nois
     out_path = check_out_file(out)
     values = parse_numbers(params, "--param")
     neuron.theta(values, field="--param")  # unknown names -> BadInput
+    check_finite(dt=dt, duration=duration, noise=noise)
     if protocol and current_file:
         raise BadInput("--current", "given together with --protocol", "use either --protocol or --current")
+    if current_file and duration is not None:
+        raise BadInput("--duration", "given together with --current (the file sets the length)",
+                       "leave --duration out")
     if noise < 0:
         raise BadInput("--noise", f"{noise} mV", "give a noise sd >= 0")
     if current_file:
@@ -185,6 +200,7 @@ def fit(model, traces_file, voltage_file, dt, target, method, starts, budget, bo
     import jax.numpy as jnp
     import numpy as np
 
+    from analysis import jsonsafe
     from diffbrain import fitting
     from diffbrain import traces as tr
     from diffbrain.errors import BadInput
@@ -194,6 +210,7 @@ def fit(model, traces_file, voltage_file, dt, target, method, starts, budget, bo
 
     neuron = get_model(model)
     out_dir = check_out_dir(out)
+    check_finite(dt=dt, delta=delta)
     if starts < 1:
         raise BadInput("--starts", f"{starts}", "give at least 1 start")
     if budget is not None and budget < starts:
@@ -217,7 +234,7 @@ def fit(model, traces_file, voltage_file, dt, target, method, starts, budget, bo
         record["spike_counts"]["target"] = data.spikes.sum(axis=1).astype(int).tolist()
     title = f"{model} {target} fit by {method}: loss {result.loss:.4g} {result.loss_units}"
     write_files(out_dir, {
-        "fit.json": lambda p: p.write_text(json.dumps(record, indent=2) + "\n"),
+        "fit.json": lambda p: p.write_text(jsonsafe.dumps(record, indent=2) + "\n"),
         "fit.png": lambda p: figures.plot_fit(p, data.current, data.dt, v_fit, s_fit, data.voltage, data.spikes,
                                               title),
     })

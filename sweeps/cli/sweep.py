@@ -1,12 +1,18 @@
 """``diffbrain sweep ...``: plan, submit, status, resume, cancel and collect a sweep file.
 
 ``plan`` reads the file, the experiment's declared parameters and the store's point markers only: no
-JAX, no zarr, no scheduler, so it answers in about a second.
+JAX, no zarr, no scheduler, so it answers in about a second; it streams the points (a 10^6-point grid is
+counted, packed and checked without keeping the points). ``plan``, ``submit`` and ``resume`` of more than
+50 000 points stop and ask for ``--yes`` or ``--max-points N``. ``submit`` and ``resume`` hold the store's
+lock while they submit (a second one says who holds it, exit 2), and stop what they started on SIGINT or
+SIGTERM.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import math
 import sys
 from pathlib import Path
 
@@ -52,8 +58,14 @@ def resource_options(func):
     return click.option("--setup", "setup", multiple=True, help="shell line run before each task (repeatable)")(func)
 
 
-def _load(sweep_file, variant, with_optional, flags=None):
-    from sweeps.points import expand
+def size_options(func):
+    """``--yes`` / ``--max-points``: the size guard of plan, submit and resume."""
+    func = click.option("--max-points", type=click.IntRange(min=1), default=None,
+                        help="refuse a sweep of more points than this (default: 50000, unless --yes)")(func)
+    return click.option("--yes", is_flag=True, help="go on with a sweep of more than 50000 points")(func)
+
+
+def _load_sweep(sweep_file, variant, flags=None):
     from sweeps.spec import load_sweep
 
     flags = dict(flags or {})
@@ -61,8 +73,32 @@ def _load(sweep_file, variant, with_optional, flags=None):
         flags.pop("setup", None)
     else:
         flags["setup"] = list(flags["setup"])
-    sweep = load_sweep(sweep_file, variant=variant, flags=flags)
+    return load_sweep(sweep_file, variant=variant, flags=flags)
+
+
+def _load(sweep_file, variant, with_optional, flags=None, size: tuple | None = None):
+    """The sweep and its points (``size`` = (max_points, yes): the guard, checked before expanding)."""
+    from sweeps.points import check_size, expand
+
+    sweep = _load_sweep(sweep_file, variant, flags)
+    if size is not None:
+        check_size(sweep, *size)
     return sweep, expand(sweep, with_optional=with_optional)
+
+
+def _varying(sweep) -> list[str]:
+    return [*sweep.grid, *(k for z in sweep.zips for k in z), *sweep.random]
+
+
+def _setup_note(res, executor: str) -> str | None:
+    if not res.setup:
+        return None
+    n = _n(len(res.setup), "setup line")
+    if executor == "slurm":
+        return f"  {n} run in the task's shell before each task"
+    if executor == "local":
+        return f"  {n} run in a shell before each pack (output in the task log)"
+    return f"  {n} NOT run: the debug executor runs packs in this process (use --executor local)"
 
 
 def _executor(sweep) -> str:
@@ -107,118 +143,214 @@ def sweep():
 @sweep.command()
 @sweep_options
 @resource_options
+@size_options
 @click.option("--rows", default=10, show_default=True, help="rows of the point table to show")
-def plan(sweep_file, variant, with_optional, rows, **flags):
+def plan(sweep_file, variant, with_optional, rows, max_points, yes, **flags):
     """Show the points, the jobs they pack into and what the store already holds (writes nothing)."""
-    from analysis.store import COMPLETE, FAILED, is_store, point_states
-    from sweeps.plan import free_params, pack
-    from sweeps.points import swept_names
+    from analysis.store import COMPLETE, CORRUPT, FAILED, MARKER, point_states, store_exists
+    from sweeps.plan import free_params, summarise
+    from sweeps.points import check_size, iter_points, raise_all_excluded
 
-    sweep, points = _load(sweep_file, variant, with_optional, flags)
-    stored = point_states(sweep.store) if is_store(sweep.store) else {}
-    held = {p.point_id: stored[p.point_id] for p in points if p.point_id in stored}
-    todo = [p for p in points if held.get(p.point_id) not in (COMPLETE, FAILED)]
-    the_plan = pack(todo, free_params(sweep))
+    sweep = _load_sweep(sweep_file, variant, flags)
+    check_size(sweep, max_points, yes)
+    stored = point_states(sweep.store, MARKER) if store_exists(sweep.store) else {}  # (no submitit, no zarr)
+    summary = summarise(iter_points(sweep, with_optional), stored, _varying(sweep), free_params(sweep), rows,
+                        done=(COMPLETE, FAILED, CORRUPT))
+    if not summary.total:
+        raise_all_excluded()
     executor = _executor(sweep)
-    swept = swept_names(points)
-    n_complete = sum(1 for s in held.values() if s == COMPLETE)
-    n_failed = sum(1 for s in held.values() if s == FAILED)
-    out = [f"sweep {sweep.name}: experiment {sweep.experiment.name}, {len(points)} points"
+    swept = summary.swept
+    held = summary.held
+    out = [f"sweep {sweep.name}: experiment {sweep.experiment.name}, {summary.total} points"
            + (f" (swept: {', '.join(swept)})" if swept else ""),
-           f"store {sweep.store}: " + (f"holds {n_complete} complete and {n_failed} failed of these points"
-                                        if stored else "new")]
-    out.append(f"to run: {_n(len(todo), 'point')} in {_n(len(the_plan.jobs), 'job')} on the {executor} executor"
+           f"store {sweep.store}: " + (f"holds {held.get(COMPLETE, 0)} complete and {held.get(FAILED, 0)} failed "
+                                        f"of these points" if stored else "new")
+           + (f", {held[CORRUPT]} corrupt (--retry-corrupt moves them aside and reruns them)"
+              if held.get(CORRUPT) else "")]
+    out.append(f"to run: {_n(summary.todo, 'point')} in {_n(summary.jobs, 'job')} on the {executor} executor"
                + (" (auto)" if sweep.resources.executor == "auto" else ""))
-    for i, array in enumerate(the_plan.arrays, 1):
-        res = array[0].resources
-        out.append(f"  array {i}: {_n(len(array), 'job')} of up to {_n(res.points_per_job, 'point')}, "
+    for i, (res, jobs, _) in enumerate(summary.arrays, 1):
+        out.append(f"  array {i}: {_n(jobs, 'job')} of up to {_n(res.points_per_job, 'point')}, "
                    f"{_describe_resources(res, executor)}, {res.array_parallelism} at a time")
-    shown = points[:rows]
+    note = _setup_note(sweep.resources, executor)
+    if note:
+        out.append(note)
     header = ["#", "point", *swept, "stored"]
-    table = [[str(i), p.point_id, *(_short(p.params[k]) for k in swept), held.get(p.point_id, "-")]
-             for i, p in enumerate(shown)]
+    table = [[str(i), p.point_id, *(_short(p.params[k]) for k in swept), stored.get(p.point_id, "-")]
+             for i, p in enumerate(summary.first)]
     out += ["", _table(table, header)]
-    if len(points) > rows:
-        out.append(f"... {len(points) - rows} more (--rows N)")
+    if summary.total > rows:
+        out.append(f"... {summary.total - rows} more (--rows N)")
     click.echo("\n".join(out))
 
 
-def _submit(sweep_file, variant, with_optional, retry_failed, wait, flags, resume: bool):
-    from analysis.store import is_store
+def _stop_message(submissions, why: str) -> str:
+    """Stop every job of ``submissions`` and say what happened, truthfully."""
+    from sweeps import control
+
+    if not submissions:
+        return f"{why}: nothing had been started"
+    with control.signals_deferred(lambda name: None):  # a second Ctrl-C does not cut the stopping short
+        _, problems = control.stop_submissions(submissions)  # those still running; waits until none runs
+    total = sum(len(sub.jobs) for sub in submissions)
+    if problems:
+        text = f"{why}: " + "; ".join(problems) + " (`diffbrain sweep cancel` stops them)"
+    else:
+        text = f"{why}: stopped the {_n(total, 'job')} this command had started"
+    return text + "; points they finished stay in the store, `diffbrain sweep resume` runs the rest"
+
+
+def _submit_locked(sweep, points, executor: str, command: str, wait_lock: float, retry_failed: bool,
+                   retry_corrupt: bool) -> tuple[list, Exception | None]:
+    """Under the store's lock: the points' states, corrupt ones moved aside (if asked), the submission.
+
+    Returns (submitted [(Submission, jobs)], the scheduler's refusal or None). A signal before the
+    submission ends the command; one during it is deferred until the submission is recorded, and then
+    everything it started is stopped (the debug executor, which runs the points here, just stops).
+    """
+    from analysis.store import CHECKSUMS, FILES
     from slurm.submit import SubmitError
     from sweeps import control
 
-    sweep, points = _load(sweep_file, variant, with_optional, flags)
-    if resume and not is_store(sweep.store):
+    submitting = False
+    try:
+        with control.store_lock(sweep, command, wait_lock):
+            state = control.sweep_state(sweep, points, check=CHECKSUMS if retry_corrupt else FILES)
+            for note in state.view.notes if state.view else []:
+                click.echo(f"note: {note}", err=True)
+            counts = state.counts()
+            if retry_corrupt:
+                for pid, where in control.move_aside(sweep, state):
+                    click.echo(f"moved corrupt point {pid} aside to {where}", err=True)
+            todo = control.to_run(state, retry_failed, retry_corrupt)
+            busy = counts[control.RUNNING] + counts[control.PENDING]
+            if not todo:
+                hints = [" (--retry-failed reruns failed points)" if counts[control.FAILED] and not retry_failed
+                         else "",
+                         f"; {counts[control.CORRUPT]} corrupt (--retry-corrupt moves them aside and reruns them)"
+                         if counts[control.CORRUPT] and not retry_corrupt else ""]
+                click.echo(f"nothing to submit: {counts[control.COMPLETE]} complete, {counts[control.FAILED]} "
+                           f"failed, {busy} queued or running of {len(points)} points" + "".join(hints))
+                return [], None
+            deferred = contextlib.nullcontext([]) if executor == "debug" else control.signals_deferred(
+                lambda name: click.echo(f"\n{name}: stopping once the submission in progress is recorded", err=True))
+            with deferred as arrived:
+                submitting = True
+                try:
+                    submitted = control.submit_sweep(sweep, todo, executor, retry_failed)
+                except SubmitError as err:
+                    return [], err
+            if arrived:
+                click.echo(_stop_message([sub for sub, _ in submitted], f"interrupted ({arrived[0]})"), err=True)
+                sys.exit(130)
+    except control.Interrupted as sig:
+        what = ("the debug executor ran points in this process: those it finished are in the store, "
+                "`diffbrain sweep resume` runs the rest" if executor == "debug" and submitting
+                else "before anything was submitted")
+        click.echo(f"\ninterrupted ({sig.signal_name}) {what}", err=True)
+        sys.exit(130)
+    skipped = f"; {busy} already queued or running were left alone" if busy else ""
+    click.echo(f"submitted {len(todo)} of {len(points)} points to {executor}{skipped}")
+    for sub, _ in submitted:
+        ids = ", ".join(sub.array_ids) if sub.executor == "slurm" else f"{len(sub.jobs)} processes"
+        click.echo(f"  {sub.executor} {ids}: {_n(len(sub.jobs), 'job')} (logs in {sub.folder})")
+    return submitted, None
+
+
+def _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wait, wait_lock, size, flags,
+            resume: bool):
+    from analysis.store import store_exists
+    from sweeps import control
+
+    if math.isnan(wait_lock):
+        raise SpecError("--wait-lock", "nan seconds", "give a number of seconds >= 0")
+    sweep, points = _load(sweep_file, variant, with_optional, flags, size)
+    if resume and not store_exists(sweep.store):
         raise SpecError("store", f"{sweep.store} does not exist yet", "run `diffbrain sweep submit` first")
     executor = _executor(sweep)
-    state = control.sweep_state(sweep, points)
-    for note in state.view.notes if state.view else []:
-        click.echo(f"note: {note}", err=True)
-    todo = control.to_run(state, retry_failed)
-    counts = state.counts()
-    busy = counts[control.RUNNING] + counts[control.PENDING]
-    if not todo:
-        click.echo(f"nothing to submit: {counts[control.COMPLETE]} complete, {counts[control.FAILED]} failed, "
-                   f"{busy} queued or running of {len(points)} points"
-                   + (" (--retry-failed reruns failed points)" if counts[control.FAILED] and not retry_failed else ""))
-    else:
+    made = control.outermost_missing(sweep.store.parent)
+    command = f"diffbrain sweep {'resume' if resume else 'submit'} {sweep_file}"
+    with control.signals_raise():  # from here on SIGINT/SIGTERM stop what this command started
         try:
-            submitted = control.submit_sweep(sweep, todo, executor, retry_failed)
-        except SubmitError as err:
-            raise SpecError("resources", str(err), "fix the resources (or --executor local)") from None
-        skipped = f"; {busy} already queued or running were left alone" if busy else ""
-        click.echo(f"submitted {len(todo)} of {len(points)} points to {executor}{skipped}")
-        for sub, _ in submitted:
-            ids = ", ".join(sub.array_ids) if sub.executor == "slurm" else f"{len(sub.jobs)} processes"
-            click.echo(f"  {sub.executor} {ids}: {_n(len(sub.jobs), 'job')} (logs in {sub.folder})")
-    if wait:
-        try:
-            final = control.wait(sweep, points, poll_s=5.0 if executor == "slurm" else 1.0)
-        except KeyboardInterrupt:
-            where = ("the SLURM jobs go on (`diffbrain sweep status`, `sweep cancel`)" if executor == "slurm"
-                     else "Ctrl-C stopped the local jobs too; `diffbrain sweep resume` continues")
-            click.echo(f"\nstopped waiting: {where}", err=True)
-            sys.exit(130)
-        counts = final.counts()
-        click.echo(control.summary(counts, len(points)) + f", {counts[control.MISSING]} missing")
-        if counts[control.FAILED] or counts[control.MISSING]:
-            click.echo("see `diffbrain sweep status` for the failed points", err=True)
-            sys.exit(1)
+            submitted, refused = _submit_locked(sweep, points, executor, command, wait_lock, retry_failed,
+                                                retry_corrupt)
+        finally:  # folders made for the lock, or for a store that was not born, go again (empty ones only)
+            control.remove_made_folders(sweep.store.parent, made)
+        if refused is not None:
+            raise SpecError("resources", str(refused), "fix the resources (or --executor local)") from None
+        if wait:
+            _wait(sweep, points, executor, submitted)
+
+
+def _wait(sweep, points, executor: str, submitted: list) -> None:
+    """``--wait``: block until the sweep ends; a signal stops the local jobs this command started."""
+    from sweeps import control
+
+    try:
+        final = control.wait(sweep, points, poll_s=5.0 if executor == "slurm" else 1.0)
+    except control.Interrupted as sig:
+        if executor == "slurm":
+            where = "stopped waiting: the SLURM jobs go on (`diffbrain sweep status`, `sweep cancel`)"
+        else:
+            where = _stop_message([sub for sub, _ in submitted], "stopped waiting")
+        click.echo(f"\n{sig.signal_name}: {where}", err=True)
+        sys.exit(130)
+    counts = final.counts()
+    click.echo(control.summary(counts, len(points)) + f", {counts[control.MISSING]} missing"
+               + (f", {counts[control.CORRUPT]} corrupt" if counts[control.CORRUPT] else ""))
+    if counts[control.FAILED] or counts[control.MISSING] or counts[control.CORRUPT]:
+        click.echo("see `diffbrain sweep status` for the failed points", err=True)
+        sys.exit(1)
+
+
+def submit_options(func):
+    func = click.option("--wait-lock", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                        metavar="SECONDS", help="wait this long for another submit of the store to end")(func)
+    func = click.option("--retry-corrupt", is_flag=True,
+                        help="check every stored file; move corrupt points aside to points/.corrupt/ and "
+                             "compute them again")(func)
+    func = click.option("--retry-failed", is_flag=True, help="also rerun points recorded as failed")(func)
+    return size_options(func)
 
 
 @sweep.command()
 @sweep_options
 @resource_options
+@submit_options
 @click.option("--wait", is_flag=True, help="block until the sweep ends (progress bar on a terminal); "
               "exit 1 if any point failed or is missing")
-@click.option("--retry-failed", is_flag=True, help="also rerun points recorded as failed")
-def submit(sweep_file, variant, with_optional, wait, retry_failed, **flags):
+def submit(sweep_file, variant, with_optional, wait, retry_failed, retry_corrupt, wait_lock, max_points, yes,
+           **flags):
     """Submit the points that the store does not hold yet (one job array per resource set)."""
-    _submit(sweep_file, variant, with_optional, retry_failed, wait, flags, resume=False)
+    _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wait, wait_lock, (max_points, yes),
+            flags, resume=False)
 
 
 @sweep.command()
 @sweep_options
 @resource_options
+@submit_options
 @click.option("--wait", is_flag=True, help="block until the sweep ends; exit 1 if any point failed or is missing")
-@click.option("--retry-failed", is_flag=True, help="also rerun points recorded as failed")
-def resume(sweep_file, variant, with_optional, wait, retry_failed, **flags):
-    """Resubmit only the missing points (and failed ones with --retry-failed); queued ones are left alone."""
-    _submit(sweep_file, variant, with_optional, retry_failed, wait, flags, resume=True)
+def resume(sweep_file, variant, with_optional, wait, retry_failed, retry_corrupt, wait_lock, max_points, yes,
+           **flags):
+    """Resubmit only the missing points (failed ones with --retry-failed, corrupt ones with --retry-corrupt);
+    queued ones are left alone."""
+    _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wait, wait_lock, (max_points, yes),
+            flags, resume=True)
 
 
 @sweep.command()
 @sweep_options
 @click.option("--errors", default=10, show_default=True, help="failed points to list with their error")
-def status(sweep_file, variant, with_optional, errors):
-    """Count complete / failed / running / pending / missing points and list failed points' errors."""
-    from analysis.store import read_point_attrs
+@click.option("--verify", is_flag=True, help="check every stored file against its checksum (reads the whole store)")
+def status(sweep_file, variant, with_optional, errors, verify):
+    """Count complete / failed / corrupt / running / pending / missing points; list failed and corrupt ones."""
+    from analysis.store import CHECKSUMS, FILES, read_point_attrs
     from sweeps import control
     from sweeps.points import swept_names
 
     sweep, points = _load(sweep_file, variant, with_optional)
-    state = control.sweep_state(sweep, points)
+    state = control.sweep_state(sweep, points, check=CHECKSUMS if verify else FILES)
     counts = state.counts()
     lines = [f"sweep {sweep.name}: {len(points)} points, store {sweep.store}"]
     lines += [f"  {name:9s} {counts[name]}" for name in control.ORDER]
@@ -238,6 +370,13 @@ def status(sweep_file, variant, with_optional, errors):
         lines += ["", "failed points:", _table(rows, ["point", *swept, "error"])]
         if len(failed) > errors:
             lines.append(f"... {len(failed) - errors} more (--errors N)")
+    corrupt = state.ids(control.CORRUPT)
+    if corrupt:
+        rows = [[pid, (state.reasons or {}).get(pid, "")[:100]] for pid in corrupt[:errors]]
+        lines += ["", f"corrupt points (left in place; `diffbrain sweep resume {sweep_file} --retry-corrupt` "
+                  "moves them to points/.corrupt/ and reruns them):", _table(rows, ["point", "reason"])]
+        if len(corrupt) > errors:
+            lines.append(f"... {len(corrupt) - errors} more (--errors N)")
     click.echo("\n".join(lines))
 
 
@@ -266,12 +405,18 @@ def cancel(sweep_file, variant, with_optional, job_ids):
 @sweep.command()
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option("--variant", help="apply the file's [variant.NAME] table (when TARGET is a sweep file)")
-def collect(target, variant):
+@click.option("--verify", is_flag=True, help="rescan every point and check every file against its checksum")
+def collect(target, variant, verify):
     """Consolidate the store's metadata once so that later opens are fast (TARGET: sweep file or store)."""
     from analysis.collect import consolidate
+    from analysis.paths import user_path
     from sweeps.spec import load_sweep
 
-    store = load_sweep(target, variant=variant).store if target.suffix == ".toml" else target
-    summary = consolidate(store)
+    store = load_sweep(target, variant=variant).store if target.suffix == ".toml" else user_path(target, "store")
+    summary = consolidate(store, verify=verify)
     click.echo(f"{store}: {summary['complete']} complete, {summary['failed']} failed, "
-               f"{summary['incomplete']} incomplete points indexed in {summary['seconds']:.2f} s")
+               f"{summary['incomplete']} incomplete"
+               + (f", {summary['corrupt']} corrupt" if summary["corrupt"] else "")
+               + f" points indexed in {summary['seconds']:.2f} s")
+    for pid, reason in summary["corrupt_points"].items():
+        click.echo(f"  corrupt {pid}: {reason}", err=True)

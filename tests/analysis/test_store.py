@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from analysis import store
 from analysis.collect import open_sweep
 from analysis.errors import BadStore
+from analysis.paths import local_store
 from analysis.store import (
     LAYOUT_VERSION,
+    PointExists,
     create_store,
     point_states,
     read_point_attrs,
@@ -86,13 +89,16 @@ def test_write_point_marks_complete_and_failed_and_replaces(tmp_path):
 KILL_SCRIPT = """
 import os, signal, sys
 import dask.array as da, numpy as np, xarray as xr
+import analysis.atomic as atomic
 import analysis.store as store
 path, where = sys.argv[1], sys.argv[2]
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
+data = np.arange(6, dtype=np.float32)
 if where == "before-marker":
     store.mark_point = die
-    data = np.arange(6, dtype=np.float32)
+elif where == "at-rename":
+    atomic.publish = die
 else:  # "mid-arrays": a lazy variable kills the process when xarray computes it during the write
     data = da.from_delayed(__import__("dask").delayed(lambda: die() or np.zeros(6, np.float32))(), (6,), np.float32)
 ds = xr.Dataset({"first": (("k",), np.ones(6, np.float32)), "value": (("k",), data)})
@@ -100,18 +106,53 @@ store.write_point(path, "killed", ds, {"status": "complete", "error": None, "par
 """
 
 
-@pytest.mark.parametrize("where", ["mid-arrays", "before-marker"])
-def test_kill_while_writing_leaves_point_incomplete_and_store_readable(tmp_path, where):
-    path = create_store(tmp_path / "s.zarr", SWEEP, PROV)
-    write_point(path, "done", small(3.0), record())
+def _kill_writer(path, where):
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(KILL_SCRIPT), str(path), where],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr
-    assert (path / "points" / "killed").is_dir()  # it started writing
-    assert point_states(path) == {"done": "complete", "killed": "incomplete"}
+
+
+@pytest.mark.parametrize("where", ["mid-arrays", "before-marker", "at-rename"])
+def test_writer_killed_while_rewriting_leaves_the_old_point_intact(tmp_path, where):
+    """A point is written under a temporary name and renamed into place: a writer killed at any moment
+    leaves the group that was there (here a failed one) as it was, and every other point untouched."""
+    path = create_store(tmp_path / "s.zarr", SWEEP, PROV)
+    write_point(path, "done", small(3.0), record())
+    write_point(path, "killed", None, record("failed", "boom"))
+    before = (path / "points" / "killed" / "zarr.json").read_bytes()
+    _kill_writer(path, where)
+    assert list((path / "points").glob(".killed.writing-*"))  # it had started writing, beside the point
+    assert point_states(path) == {"done": "complete", "killed": "failed"}
+    assert (path / "points" / "killed" / "zarr.json").read_bytes() == before
     for include in ("complete", "all"):
         ds = open_sweep(path, include=include)
-        assert list(ds.point.values) == ["done"]
-        assert ds["value"].values.tolist() == [3.0]
-    write_point(path, "killed", small(4.0), record())  # rerunning the point replaces the broken group
+        assert sorted(ds.point.values) == (["done"] if include == "complete" else ["done", "killed"])
+    write_point(path, "killed", small(4.0), record())  # rerunning the point replaces the failed group
     assert point_states(path)["killed"] == "complete"
+    leftovers = list((path / "points").glob(".killed.writing-*"))
+    assert store.remove_leftovers(path, ["killed", "done"]) == leftovers  # the runner's clean-up of its points
+    assert sorted(p.name for p in (path / "points").iterdir()) == ["done", "killed", "zarr.json"]
+    assert float(xr.open_zarr(local_store(path / "points" / "killed"), consolidated=False)["value"]) == 4.0
+
+
+def test_a_complete_point_is_never_replaced(tmp_path, monkeypatch):
+    path = create_store(tmp_path / "s.zarr", SWEEP, PROV)
+    write_point(path, "p", small(3.0), record())
+    with pytest.raises(PointExists, match="already complete"):
+        write_point(path, "p", small(9.0), record())
+    # another writer completes the point while this one is writing: this one's rename is refused
+    real_mark = store.mark_point
+    raced = []
+
+    def race(group, rec):
+        real_mark(group, rec)
+        if not raced:
+            raced.append(True)
+            write_point(path, "q", small(1.0), record())
+
+    monkeypatch.setattr(store, "mark_point", race)
+    with pytest.raises(PointExists):
+        write_point(path, "q", small(2.0), record())
+    assert float(xr.open_zarr(local_store(path / "points" / "q"), consolidated=False)["value"]) == 1.0
+    assert float(xr.open_zarr(local_store(path / "points" / "p"), consolidated=False)["value"]) == 3.0
+    assert not [p.name for p in (path / "points").iterdir() if p.name.startswith(".")]

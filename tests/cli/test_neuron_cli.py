@@ -43,10 +43,15 @@ def test_fit_by_a_baseline_and_spike_target(tmp_path, capsys):
     target = tmp_path / "gif.npz"
     assert run_cli(["simulate", "gif", "--protocol", "ramps", "--duration", "200", "--traces", "2",
                  "--out", str(target)], capsys)[0] == 0
+    (tmp_path / "pso").mkdir()  # a sibling named like the cut-off URL: untouched
+    (tmp_path / "pso" / "notes.txt").write_text("mine")
+    out_dir = tmp_path / "pso#1?x;y é"
     code, out, err = run_cli(["fit", "gif", "--traces", str(target), "--target", "spike", "--method", "pso",
-                           "--starts", "4", "--budget", "8", "--out", str(tmp_path / "pso")], capsys)
+                           "--starts", "4", "--budget", "8", "--out", str(out_dir)], capsys)
     assert code == 0, err
-    record = json.loads((tmp_path / "pso" / "fit.json").read_text())
+    assert [p.name for p in (tmp_path / "pso").iterdir()] == ["notes.txt"]
+    record = json.loads((out_dir / "fit.json").read_text(),  # strict JSON: no NaN or Infinity
+                        parse_constant=lambda name: pytest.fail(f"fit.json holds {name}"))
     assert record["method"] == "pso" and record["evaluations"] == 8 and record["loss_units"] == "1"
     assert "gamma" not in out and "loss" in out
 

@@ -5,6 +5,7 @@ import pytest
 import xarray as xr
 from cli_runner import run_cli
 
+from analysis.paths import local_store
 from diffbrain.network.config import METHOD_DEFAULTS
 
 TINY = ["--n-rec", "20", "--tau-neu", "30", "--tau-a", "100", "--ff-scale", "6", "--rec-scale", "2",
@@ -18,12 +19,16 @@ def snapshot(directory):
 
 
 def test_train_writes_dataset_and_figures_then_resumes_and_simulates(tmp_path, capsys):
-    out = tmp_path / "run"
+    # '#', '?', ';' are plain characters of a path (zarr would read a string as a URL and cut it there),
+    # and the sibling folder "run" must never be touched
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    out = tmp_path / "run#1?x;y é"
     code, stdout, stderr = run_cli(["train", *TINY, "--method", "expsm_diag", "--etrace-decay", "0.95",
                                     "--conn-method", "rand", "--conn-prob", "0.4", "--seed", "3",
                                     "--grad-check-every", "3", "--out", str(out)], capsys)
     assert code == 0, stderr
-    ds = xr.open_zarr(out / "run.zarr", consolidated=False)
+    ds = xr.open_zarr(local_store(out / "run.zarr"), consolidated=False)
     assert ds.attrs["method"] == "expsm_diag" and ds.attrs["conn_method"] == "rand" and ds.sizes["iteration"] == 4
     # the settings it ran with: given (lr, etrace_decay) or the method's defaults (recorded as such)
     assert float(ds["train_lr"]) == pytest.approx(0.01) and float(ds["train_etrace_decay"]) == pytest.approx(0.95)
@@ -48,7 +53,7 @@ def test_train_writes_dataset_and_figures_then_resumes_and_simulates(tmp_path, c
                                     "--conn-method", "rand", "--conn-prob", "0.4", "--seed", "3",
                                     "--grad-check-every", "3", "--out", str(out)], capsys)
     assert code == 0, stderr
-    again = xr.open_zarr(out / "run.zarr", consolidated=False)
+    again = xr.open_zarr(local_store(out / "run.zarr"), consolidated=False)
     assert again.attrs["resumed_from_iteration"] == 4
     assert (again["loss"].values == ds["loss"].values).all()
     assert (again["grad_cosine"].values == ds["grad_cosine"].values).all()
@@ -60,9 +65,10 @@ def test_train_writes_dataset_and_figures_then_resumes_and_simulates(tmp_path, c
                                     str(out / "checkpoints" / "train-network.npz"), "--out", str(sim_out)], capsys)
     assert code == 0, stderr
     assert "skipped figure loss_accuracy.png" in stdout
-    sim = xr.open_zarr(sim_out / "run.zarr", consolidated=False)
+    sim = xr.open_zarr(local_store(sim_out / "run.zarr"), consolidated=False)
     assert sim.sizes["iteration"] == 0
     assert float(sim["test_loss"]) == pytest.approx(float(again["test_loss"]), rel=1e-5)
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["notes.txt"]
 
 
 @pytest.mark.parametrize(
@@ -76,6 +82,7 @@ def test_train_writes_dataset_and_figures_then_resumes_and_simulates(tmp_path, c
         (["--tau-syn", "-5"], "tau_syn"),
         (["--t-recall", "0.2"], "t_recall"),
         (["--mode", "sim", "--load-checkpoint", "/no/such/file.npz"], "load_checkpoint"),
+        (["--n-rec", "2000000", "--conn-method", "dense"], "n_rec"),  # cannot fit: refused before --out exists
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, flags, field):

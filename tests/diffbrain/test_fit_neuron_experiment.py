@@ -97,7 +97,7 @@ def _npz_without_spikes(tmp_path):
     ({"bounds": "gNa=0:1"}, ParamError, "bounds.gNa"),
     ({"method": "de", "starts": 1}, ParamError, "starts"),
     ({"voltage_traces": "x.csv"}, ParamError, "voltage_traces"),
-    ({"traces": "/work/shared/data/hh/input_traces_hh.csv"}, BadInput, "dt"),
+    ({"traces": "/work/shared/data/hh/input_traces_hh.csv"}, BadInput, "dt_ms"),
     ({"method": "newton"}, ParamError, "method"),
     ({"model": "lif"}, ParamError, "model"),
 ])

@@ -20,7 +20,7 @@ NET = dict(n_rec=10, tau_neu=30.0, tau_a=100.0, ff_scale=6.0, rec_scale=2.0, con
 def test_chunked_drtrl_equals_braintrace_d_rtrl(conn_method):
     task = EvidenceTask(TASK, 1.0)  # 65 steps, recall from step 55
     xs, labels = task.sample(jax.random.PRNGKey(4), 2)
-    cfg = NetworkConfig(**NET, conn_method=conn_method)
+    cfg = NetworkConfig(**NET, conn_method=conn_method, sparse_impl="event")  # traces on the non-zeros
     results = {}
     for name, chunk in (("braintrace", None), ("chunk 4", 4)):  # recall at 55 = 13*4 + 3: full chunks and a rest
         model = EINetwork(cfg, task.n_in, 2, seed=2, online=True)
@@ -31,7 +31,7 @@ def test_chunked_drtrl_equals_braintrace_d_rtrl(conn_method):
         grads, losses, recall = brainstate.transform.jit(fn)(xs, labels)
         results[name] = ({k: np.asarray(v) for k, v in grads.items()}, np.asarray(losses), np.asarray(recall))
     reference, ref_losses, ref_recall = results.pop("braintrace")
-    assert model.in_exc.impl == ("event" if conn_method == "rand" else "dense")
+    assert model.exc.impl == model.inh.impl == ("event" if conn_method == "rand" else "dense")
     for name, (grads, losses, recall) in results.items():
         np.testing.assert_allclose(losses, ref_losses, rtol=1e-6, err_msg=name)
         np.testing.assert_allclose(recall, ref_recall, rtol=1e-5, atol=1e-6, err_msg=name)
@@ -47,9 +47,11 @@ def test_traces_live_only_on_the_states_a_projection_reaches():
     states = {name: i for i, name in enumerate(model.STATES)}
     active = [model.STATES[i] for i in learner.active]
     own = [{active[i] for i in own} for own in learner.own]
-    # an excitatory weight moves g_exc, the membrane, the readout trace and (through the spike's surrogate
-    # gradient) the adaptation current, never g_inh; symmetrically for an inhibitory weight
-    assert own == [{"g_exc", "V", "trace", "I_a"}, {"g_inh", "V", "trace", "I_a"}]
+    # an input or excitatory weight moves g_exc, the membrane, the readout trace and (through the spike's
+    # surrogate gradient) the adaptation current, never g_inh; symmetrically for an inhibitory weight
+    exc_states, inh_states = {"g_exc", "V", "trace", "I_a"}, {"g_inh", "V", "trace", "I_a"}
+    assert [p.name for p in learner.projections] == ["ff", "exc", "inh"]
+    assert own == [exc_states, exc_states, inh_states]
     pd = learner.pd
     assert not pd[active.index("g_exc"), active.index("V")]  # conductances decay on their own
     assert pd[active.index("I_a"), active.index("V")]  # spike-triggered adaptation

@@ -96,9 +96,9 @@ def test_readout_only_model_diag_is_exact_along_training(request):
 
 
 def without_recurrence(trainer: Trainer) -> None:
-    """Zero the recurrent weights (dense layout: input rows first in ``in_exc``)."""
+    """Zero the recurrent weights (both recurrent projections)."""
     w = {k: np.array(v) for k, v in trainer.weights().items()}
-    w["in_exc"][trainer.model.n_in:] = 0.0
+    w["exc"][:] = 0.0
     w["inh"][:] = 0.0
     trainer.set_weights(w)
 

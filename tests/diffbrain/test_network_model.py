@@ -29,11 +29,11 @@ def sparse_and_masked(online: bool):
 def masked_to_nnz(model: EINetwork, grads: dict) -> dict:
     """Gradients of the masked-dense model on the pattern (CSR order), and the largest off-pattern entry."""
     out, off = {}, 0.0
-    for name, proj in (("in_exc", model.in_exc), ("inh", model.inh)):
-        g = np.asarray(grads[name])
-        out[name] = g[proj.structure.mask]
-        off = max(off, float(np.abs(g[~proj.structure.mask]).max(initial=0.0)))
-    out["readout"] = np.asarray(grads["readout"])
+    for name, proj in (("exc", model.exc), ("inh", model.inh)):
+        g, mask = np.asarray(grads[name]), proj.structure.mask()
+        out[name] = g[mask]
+        off = max(off, float(np.abs(g[~mask]).max(initial=0.0)))
+    out["ff"], out["readout"] = np.asarray(grads["ff"]), np.asarray(grads["readout"])
     return out, off
 
 
@@ -42,8 +42,8 @@ def test_sparse_csr_equals_masked_dense(method):
     task = EvidenceTask(TASK, 1.0)
     xs, labels = task.sample(jax.random.PRNGKey(0), 3)
     event, masked = sparse_and_masked(online=method != "bptt")
-    assert event.in_exc.impl == "event" and masked.in_exc.impl == "masked_dense"
-    assert event.in_exc.weight.value.ndim == 1  # the CSR non-zero vector
+    assert event.exc.impl == "event" and masked.exc.impl == "masked_dense"
+    assert event.exc.weight.value.ndim == 1  # the CSR non-zero vector
     results = {}
     for name, model in (("event", event), ("masked", masked)):
         fn = brainstate.transform.jit(lambda xs, ys, m=model: gradients(m, method, xs, ys, task.recall_start))
@@ -54,7 +54,7 @@ def test_sparse_csr_equals_masked_dense(method):
     np.testing.assert_allclose(out_event, results["masked"][2], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(loss_event, results["masked"][1], rtol=1e-5)
     assert off == 0.0  # absent synapses get no gradient
-    for name in ("in_exc", "inh", "readout"):
+    for name in ("ff", "exc", "inh", "readout"):
         scale = np.abs(g_masked[name]).max()
         assert scale > 0, name
         np.testing.assert_allclose(g_event[name], g_masked[name], rtol=1e-4, atol=1e-5 * scale)
@@ -81,7 +81,7 @@ def test_dales_law_after_training(conn_method):
     model = trainer.model
     raw = trainer.weights()
     assert any(not np.allclose(raw[k], before[k]) for k in raw)  # training moved the weights
-    assert any((raw[k] < 0).any() for k in ("in_exc", "inh"))  # some stored values crossed zero ...
+    assert any((raw[k] < 0).any() for k in ("exc", "inh"))  # some stored values crossed zero ...
     exc, inh = model.effective_recurrent()
     assert (exc >= 0).all() and (inh >= 0).all()  # ... but every effective conductance is >= 0
 
@@ -91,7 +91,7 @@ def test_dales_law_after_training(conn_method):
     d_exc, d_inh = np.asarray(d_exc.to_decimal(u.siemens)), np.asarray(d_inh.to_decimal(u.siemens))
     is_exc = model.is_excitatory()
     assert np.all(d_inh[is_exc] == 0) and np.all(d_exc[~is_exc] == 0)
-    np.testing.assert_allclose(d_exc[is_exc], model.in_exc.effective_dense()[n_in:], rtol=1e-6)
+    np.testing.assert_allclose(d_exc[is_exc], model.exc.effective_dense(), rtol=1e-6)
     np.testing.assert_allclose(d_inh[~is_exc], model.inh.effective_dense(), rtol=1e-6)
     assert np.array_equal(model.presynaptic_reversal(), np.where(is_exc, net.e_exc, net.e_inh))
 

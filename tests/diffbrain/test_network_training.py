@@ -86,6 +86,6 @@ def test_bptt_gradient_checkpointing_gives_the_same_gradients():
     plain, remat = (brainstate.transform.jit(
         lambda xs, ys, r=r: gradients(model, "bptt", xs, ys, task.recall_start, remat=r)[:2])(xs, labels)
         for r in (False, True))
-    np.testing.assert_allclose(plain[1], remat[1], rtol=1e-6)
+    np.testing.assert_allclose(plain[1], remat[1], rtol=1e-5)  # float32: XLA may fuse the recomputation apart
     for name, g in plain[0].items():
         np.testing.assert_allclose(g, remat[0][name], rtol=1e-4, atol=1e-6 * float(np.abs(g).max()))

@@ -29,7 +29,8 @@ from sweeps.spec import load_sweep
 pytestmark = pytest.mark.slurm
 
 # The main sweep: tiny fit-neuron points (2 starts, 40 evaluations, 200 ms of one synthetic trace); the
-# point with a trace file that does not exist fails when it runs.
+# spike-target point with a coincidence window too wide for the spikes it simulates fails when it runs
+# (a missing trace file would be refused by `sweep plan` already).
 MAIN = """
 name = "main"
 experiment = "fit-neuron"
@@ -43,9 +44,10 @@ keep_samples = 50
 [grid]
 seed = [0, 1, 2, 3, 4, 5]
 [[zip]]
-traces = ["", "no-such-trace.npz"]
+target = ["potential", "spike"]
+delta_ms = [0.0, 500.0]
 [[exclude]]
-traces = "no-such-trace.npz"
+target = "spike"
 seed = [1, 2, 3, 4, 5]
 [resources]
 executor = "slurm"
@@ -58,7 +60,7 @@ match = {{ seed = [4, 5] }}
 partition = "{gpu}"
 gpus_per_node = 1
 """
-FAILURE = "traces: no such file: no-such-trace.npz"
+FAILURE = "delta_ms: a window of 500.0 ms is too wide"
 COMPARED = ("loss", "fitted", "start_loss", "fitted_voltage", "target_voltage", "evaluations")
 
 # one task of three points; the last one is interrupted by the time limit and finishes after the requeue

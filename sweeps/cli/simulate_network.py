@@ -1,0 +1,88 @@
+"""``diffbrain simulate-network``: simulate a spiking network and write ``OUT/run.zarr`` and ``OUT/raster.png``.
+
+Every parameter of the ``simulate-network`` experiment is a kebab-case flag (``--preset coba``, ``--n``,
+``--duration-ms``, ``--syn-per-neuron``, ``--conn-method``...). Bad input, including a network that cannot
+fit in memory, ends with one line naming the field and the fix (exit 2) before anything is written; the
+outputs are written to temporary siblings and renamed into place only on success. JAX is imported only
+when the command runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sweeps.cli.network import _progress_wanted
+
+
+def _options(func):
+    from diffbrain.experiments.simulate_network import PARAMS
+
+    for p in reversed(PARAMS):
+        choices = f" ({'|'.join(p.choices)})" if p.choices else ""
+        text = f"{p.help}{choices} [default: {p.default}]"
+        flag = "--" + p.name.replace("_", "-")
+        if p.kind is bool:
+            func = click.option(f"{flag}/--no-{p.name.replace('_', '-')}", p.name, default=None, help=text)(func)
+        else:
+            func = click.option(flag, p.name, type=p.kind, default=None, help=text)(func)
+    return func
+
+
+@click.command(name="simulate-network")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
+              help="output directory: run.zarr and raster.png")
+@_options
+@click.option("--seed", "seed", type=int, default=None, help="random seed [default: 0]")
+def simulate_network(out: Path, **flags):
+    """Simulate the COBA benchmark (--preset coba) or the paper's E/I GIF network (--preset gif): spikes as
+    events, rates, CV, seconds per simulated second and memory."""
+    from analysis import atomic
+    from analysis.paths import check_writable, local_store, os_problem
+    from diffbrain.errors import BadInput
+    from diffbrain.experiments import RunContext, get
+    from diffbrain.experiments.simulate_network import coba_config, gif_config
+
+    params = {k: v for k, v in flags.items() if v is not None}
+    experiment = get("simulate-network")
+    checked = experiment.validate(params)
+    (coba_config if checked["preset"] == "coba" else gif_config)(checked)
+    check_writable(out, "--out")  # a path, never a URL: '#', '?', ';' are plain characters
+    if out.exists() and not out.is_dir():
+        raise BadInput("--out", f"{out} exists and is not a directory", "give a directory path for --out")
+
+    from diffbrain.network.raster import raster_figure
+
+    ctx = RunContext(seed=checked["seed"], point_id="cli")
+    if _progress_wanted():
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"{checked['preset']} n={checked['n']}", total=1.0)
+            ctx.progress = lambda fraction, message: bar.update(task, completed=fraction, description=message)
+            ds = experiment.run(checked, ctx)
+    else:
+        ds = experiment.run(checked, ctx)
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise os_problem(err, "--out", out) from None
+    # written under temporary names, then renamed into place (an older run's outputs replaced only then)
+    for final in (out / "run.zarr", out / "raster.png"):
+        atomic.remove_stale_temps(final)
+    with atomic.staged(out / "run.zarr") as zarr_tmp, atomic.staged(out / "raster.png") as fig_tmp:
+        ds.to_zarr(local_store(zarr_tmp), mode="w-", consolidated=False)
+        raster_figure(ds, fig_tmp)
+        atomic.publish(zarr_tmp, out / "run.zarr", replace=True)
+        atomic.publish(fig_tmp, out / "raster.png", replace=True)
+    rate = lambda name: f"{float(ds[name]):.2f}"
+    click.echo(f"{checked['preset']} n={checked['n']}: {int(ds['n_synapses'])} synapses, mean rate "
+               f"{rate('mean_rate')} Hz (E {rate('mean_rate_exc')}, I {rate('mean_rate_inh')}), "
+               f"CV {float(ds['mean_cv_isi']):.2f}")
+    click.echo(f"build {float(ds['build_seconds']):.2f} s, compile {float(ds['compile_seconds']):.2f} s, "
+               f"{float(ds['seconds_per_sim_second']):.3f} s per simulated second ({ds.attrs['event_kernel']} events), "
+               f"peak RSS {int(ds['peak_rss_bytes']) / 2**30:.2f} GB")
+    click.echo(f"dataset: {out / 'run.zarr'}")
+    click.echo(f"figure: {out / 'raster.png'}")
