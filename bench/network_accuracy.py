@@ -55,7 +55,8 @@ def train_until(net_cfg, task_cfg, train_cfg, target: float, eval_every: int, ev
                            "wall_seconds_incl_compile_and_evals": time.perf_counter() - wall0}
                 break
     return {
-        "method": train_cfg.method, "conn_method": net_cfg.conn_method, "n_rec": net_cfg.n_rec,
+        "method": train_cfg.method, "conn_method": net_cfg.conn_method, "sparse_impl": trainer.model.sparse_impl,
+        "n_rec": net_cfg.n_rec,
         "batch_size": train_cfg.batch_size, "n_steps": trainer.task.n_steps,
         "training": {k: getattr(train_cfg, k) for k in ("lr", "lr_schedule", "warmup", "clip_norm", "etrace_decay")},
         "target": target, "reached": reached, "final_test_accuracy": curve[-1]["test_accuracy"] if curve else None,

@@ -29,8 +29,9 @@ from diffbrain.experiments import get
 ds = get("scaling-probe")(json.loads(sys.argv[1]))
 out = {k: (None if ds[k].values != ds[k].values else ds[k].values.item()) for k in
        ("step_seconds_median", "compile_seconds", "temp_bytes", "argument_bytes", "output_bytes", "peak_rss_bytes",
-        "device_peak_bytes", "loss")}
+        "estimated_bytes", "device_peak_bytes", "loss")}
 out["step_seconds"] = [float(s) for s in ds["step_seconds"].values]
+out["impl_used"] = ds.attrs.get("sparse_impl")
 print("RESULT " + json.dumps(out))
 """
 
@@ -97,8 +98,9 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None, help="timed steps per point (default 3)")
     parser.add_argument("--conn-prob", default="0.2", help="comma-separated connection probabilities (rand)")
-    parser.add_argument("--sparse-impl", default="event",
-                        help="comma-separated sparse operators for rand/gaussian: event (brainevent CSR), masked_dense")
+    parser.add_argument("--sparse-impl", default="auto",
+                        help="comma-separated sparse operators for rand/gaussian: auto (what a run picks from the "
+                             "crossover table; recorded as impl_used), event (CSR), masked_dense")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per point")
     args = parser.parse_args(argv)
     t_values = [int(t) for t in (args.T or ("200,400" if args.quick else "1000,2000")).split(",")]
