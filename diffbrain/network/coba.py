@@ -124,33 +124,41 @@ class CobaProgram:
         import jax
         import jax.numpy as jnp
 
-        from diffbrain.network.events import native_available, propagate
+        from diffbrain.network.events import deliver_split, native_available, propagate
 
         cfg = net.cfg
         self.native = native_available() if native is None else native
         self.chunk = chunk
         n, f32 = cfg.n, jnp.float32
-        (e_ptr, e_idx), (i_ptr, i_idx) = ((jnp.asarray(s.indptr, dtype=jnp.int32), jnp.asarray(s.indices))
-                                          for s in (net.exc, net.inh))
         # the weights are arguments, not constants: XLA turns a uniform weight constant into a broadcast
         # rebuilt at every step (measured: 10x slower at N = 4000)
         self.synapses = (jnp.asarray(np.full(net.exc.nnz, cfg.w_exc, dtype=np.float32)),
                          jnp.asarray(np.full(net.inh.nnz, cfg.w_inh, dtype=np.float32)))
         n_exc = cfg.n_exc
+        if self.native:  # both blocks as one structure: one in-place call per step delivers E and I spikes
+            # (measured: ~1.5x less CPU per step at N = 4000 than a product per block added to g_e, g_i)
+            all_ptr = jnp.asarray(np.concatenate([net.exc.indptr, net.inh.indptr[1:] + net.exc.nnz]), dtype=jnp.int32)
+            all_idx = jnp.asarray(np.concatenate([net.exc.indices, net.inh.indices]), dtype=jnp.int32)
+            self.synapses = jnp.concatenate(self.synapses)
+        else:
+            (e_ptr, e_idx), (i_ptr, i_idx) = ((jnp.asarray(s.indptr, dtype=jnp.int32), jnp.asarray(s.indices))
+                                              for s in (net.exc, net.inh))
         dt, ref_steps = cfg.dt, int(round(cfg.t_ref / cfg.dt))
         decay_e, decay_i = f32(1.0 - dt / cfg.tau_e), f32(1.0 - dt / cfg.tau_i)
         native_flag = self.native
 
         def step(state, t, synapses):
-            e_w, i_w = synapses
             v, ge, gi, last = state
             active = (t - last) >= ref_steps
             dv = (ge * (cfg.e_exc - v) + gi * (cfg.e_inh - v) + (cfg.e_leak - v) + cfg.drive) / cfg.tau_m
             v = jnp.where(active, v + dt * dv, v)
             ge, gi = ge * decay_e, gi * decay_i
             spikes = active & (v > cfg.v_th)
-            ge = ge + propagate(spikes[:n_exc], e_ptr, e_idx, e_w, n, native_flag)
-            gi = gi + propagate(spikes[n_exc:], i_ptr, i_idx, i_w, n, native_flag)
+            if native_flag:
+                ge, gi = deliver_split(spikes, all_ptr, all_idx, synapses, n_exc, ge, gi)
+            else:
+                ge = ge + propagate(spikes[:n_exc], e_ptr, e_idx, synapses[0], n, False)
+                gi = gi + propagate(spikes[n_exc:], i_ptr, i_idx, synapses[1], n, False)
             v = jnp.where(spikes, f32(cfg.v_reset), v)
             last = jnp.where(spikes, t, last)
             return (v, ge, gi, last), jnp.packbits(spikes)

@@ -24,9 +24,9 @@ import jax.numpy as jnp
 
 log = logging.getLogger(__name__)
 
-_MODULE = "diffbrain_events_v2"
+_MODULE = "diffbrain_events_v3"
 _FUNCTION = "event_csr_forward"
-_FUNCTIONS = [_FUNCTION, "event_csr_grad_weights", "csr_grad_events"]
+_FUNCTIONS = [_FUNCTION, "event_csr_grad_weights", "csr_grad_events", "event_csr_deliver_split"]
 _SOURCE = r"""
 #include "brainevent/common.h"
 #include <cstdint>
@@ -98,6 +98,28 @@ void csr_grad_events(const BE::Tensor indptr, const BE::Tensor indices, const BE
         }
     }
 }
+// In place, for simulation: rows [0, split) add onto first, rows [split, n_pre) onto second (the
+// excitatory and inhibitory conductances). first_out/second_out alias first/second when XLA can donate
+// them (then nothing is copied); no dense temporary, no memset, one call per step for both projections.
+void event_csr_deliver_split(const BE::Tensor spikes, const BE::Tensor indptr, const BE::Tensor indices,
+                             const BE::Tensor weights, const BE::Tensor split, const BE::Tensor first,
+                             const BE::Tensor second, BE::Tensor first_out, BE::Tensor second_out) {
+    const int64_t n_pre = indptr.numel() - 1;
+    const int64_t cut = static_cast<const int32_t*>(split.data_ptr())[0];
+    const uint8_t* s = static_cast<const uint8_t*>(spikes.data_ptr());
+    const int32_t* ip = static_cast<const int32_t*>(indptr.data_ptr());
+    const int32_t* ix = static_cast<const int32_t*>(indices.data_ptr());
+    const float* w = static_cast<const float*>(weights.data_ptr());
+    float* a = static_cast<float*>(first_out.data_ptr());
+    float* b = static_cast<float*>(second_out.data_ptr());
+    if (a != first.data_ptr()) std::memcpy(a, first.data_ptr(), sizeof(float) * first_out.numel());
+    if (b != second.data_ptr()) std::memcpy(b, second.data_ptr(), sizeof(float) * second_out.numel());
+    for (int64_t i = 0; i < n_pre; ++i) {
+        if (!s[i]) continue;
+        float* o = i < cut ? a : b;
+        for (int32_t j = ip[i]; j < ip[i + 1]; ++j) o[ix[j]] += w[j];
+    }
+}
 """
 
 
@@ -153,6 +175,22 @@ def propagate(spikes, indptr, indices, weights, n_post: int, native: bool | None
 
     csr = brainevent.CSR((weights, indices, indptr), shape=(indptr.shape[0] - 1, n_post))
     return brainevent.BinaryArray(spikes != 0) @ csr
+
+
+def deliver_split(spikes, indptr, indices, weights, split: int, first, second):
+    """``first + spikes[:split] @ W[:split]`` and ``second + spikes[split:] @ W[split:]`` for one CSR
+    structure over all presynaptic rows (float32 ``[n_post]`` each), in one native call that adds in place.
+
+    Simulation only (no gradient), native kernel only: callers without it use :func:`propagate` per block.
+    """
+    if not native_available():
+        raise RuntimeError("the native event kernel is not available here (no C++ compiler or not a CPU)")
+    spikes = jnp.asarray(spikes)
+    shape = jax.ShapeDtypeStruct(first.shape, jnp.float32)
+    call = jax.ffi.ffi_call(f"{_MODULE}.event_csr_deliver_split", (shape, shape),
+                            input_output_aliases={5: 0, 6: 1})
+    return call((spikes != 0).astype(jnp.uint8), indptr, indices, weights,
+                jnp.asarray([split], dtype=jnp.int32), first, second)
 
 
 def _call(name: str, shape, *args):

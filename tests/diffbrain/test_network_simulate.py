@@ -16,7 +16,7 @@ from diffbrain.experiments import get
 from diffbrain.network.coba import CobaConfig, simulate
 from diffbrain.network.config import NetworkConfig
 from diffbrain.network.connectivity import fixed_in_structure, random_structure
-from diffbrain.network.events import differentiable_propagate, native_available, propagate
+from diffbrain.network.events import deliver_split, differentiable_propagate, native_available, propagate
 from diffbrain.network.memory import MemoryEstimate, ensure_fits
 from diffbrain.network.model import EINetwork
 from diffbrain.network.simulate import SimulationRecord, cv_isi, firing_rates, packed_events, population_rate
@@ -32,6 +32,24 @@ def test_event_propagation_equals_dense_product(native):
     args = (jnp.asarray(s.indptr, jnp.int32), jnp.asarray(s.indices), jnp.asarray(w))
     out = jax.jit(lambda x: propagate(x, *args, 300, native=native))(jnp.asarray(spikes))
     np.testing.assert_allclose(np.asarray(out), spikes.astype(np.float32) @ s.to_dense(w), rtol=1e-6, atol=1e-6)
+
+
+@needs_native
+def test_in_place_split_delivery_adds_each_row_block_onto_its_own_target():
+    """COBA's one-call delivery: rows before the split onto the first target, the rest onto the second,
+    whether XLA aliases the targets (inside jit, computed buffers) or not (eager, the inputs are kept)."""
+    s = random_structure(200, 0.1, np.random.default_rng(0))
+    w = np.random.default_rng(1).random(s.nnz).astype(np.float32)
+    spikes = np.random.default_rng(2).random(200) < 0.2
+    first, second = (np.random.default_rng(k).random(200).astype(np.float32) for k in (3, 4))
+    dense = s.to_dense(w)
+    want = (first + spikes[:150] @ dense[:150], second + spikes[150:] @ dense[150:])
+    args = (jnp.asarray(s.indptr, jnp.int32), jnp.asarray(s.indices), jnp.asarray(w), 150)
+    eager = deliver_split(jnp.asarray(spikes), *args, jnp.asarray(first), jnp.asarray(second))
+    jitted = jax.jit(lambda x, a, b: deliver_split(x, *args, a * 1.0, b * 1.0))(spikes, first, second)
+    for got in (eager, jitted):
+        for g, expected in zip(got, want, strict=True):
+            np.testing.assert_allclose(np.asarray(g), expected, rtol=1e-5, atol=1e-5)
 
 
 @needs_native
