@@ -52,7 +52,12 @@ CROSSOVER: dict[str, Crossover] = {
     # the noise) / 0.20 / not run; n 200 (gradient only, batch 16): 1.29 at 0.02, 0.23 at 0.2 (batch 32).
     # Dense traces of 6400 neurons do not fit (~73 GB at batch 16): the last row holds beyond.
     "diag": Crossover(((200, 0.02), (400, 0.01), (1600, 0.01)), "bench/crossover.py, 2-core CPU (issue 11)"),
-    "expsm_diag": Crossover(((100, 0.0), (1600, 0.0), (6400, 0.01)), "not measured (issue 11 slots its figures in)"),
+    # expsm_diag (braintrace's ES-D-RTRL, braintrace.sparse_matmul on the CSR), batch 16, T 100, load 6.2-6.9,
+    # dense/event at 0.01 / 0.05: n 400: 0.83 / 0.88; n 1600: 0.93 / 0.52 (dense won everywhere measured).
+    # The 6400 row is not measured: extrapolated from the trend at 0.01 (dense's n^2 work per step grows
+    # past the CSR product's), so 10^5-neuron networks stay event-driven.
+    "expsm_diag": Crossover(((400, 0.0), (1600, 0.0), (6400, 0.01)),
+                            "bench/crossover.py, 2-core CPU (issue 11); 6400 extrapolated"),
 }
 
 
