@@ -9,6 +9,9 @@ PYTEST_ARGS ?=
 .PHONY: demo test lint bench install clean
 install: $(STAMP)
 
+# cect (C. elegans connectomes, read as data by diffbrain.network.connectome_cect) declares numpy<2.4,
+# plotly<6, pyneuroml, ...: incompatible with our pins and unused (its JSON files are read directly, and
+# cect.Cells needs only pandas), so it is installed without its dependencies, which setup.cfg cannot say.
 $(STAMP): setup.cfg pyproject.toml requirements.lock
 	@if [ ! -x $(PY) ]; then \
 	  python=$$(scripts/find-python) || exit 1; \
@@ -17,6 +20,7 @@ $(STAMP): setup.cfg pyproject.toml requirements.lock
 	fi
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -c requirements.lock cect==0.3.5
 	@touch $(STAMP)
 
 demo: $(STAMP)

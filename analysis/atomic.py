@@ -153,3 +153,28 @@ def publish(tmp: Path, final: Path, replace: bool = False) -> None:
         os.rename(old, final)
         raise
     remove_temp(old, final)
+
+
+def write_file(final: Path, data: str | bytes) -> None:
+    """Replace the file ``final`` by ``data`` in one rename (a reader sees the old file or the new one)."""
+    final = Path(final)
+    with staged(final) as tmp:
+        if isinstance(data, str):
+            tmp.write_text(data)
+        else:
+            tmp.write_bytes(data)
+        os.replace(tmp, final)
+
+
+@contextlib.contextmanager
+def staged_files(folder: Path) -> Iterator[Path]:
+    """``with staged_files(folder) as tmp:`` write files into the folder ``tmp``; on success each is moved into
+    ``folder`` (created if needed; its other files are left alone), on an exception none is."""
+    folder = Path(folder)
+    with staged(folder) as tmp:
+        tmp.mkdir()
+        yield tmp
+        folder.mkdir(exist_ok=True)
+        for entry in sorted(os.scandir(tmp), key=lambda e: e.name):
+            os.replace(entry.path, folder / entry.name)
+        remove_temp(tmp, folder)

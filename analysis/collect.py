@@ -28,12 +28,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from analysis import atomic
 from analysis.errors import BadStore, CorruptPoint, CorruptPointsWarning
-from analysis.jsonsafe import strict
+from analysis.jsonsafe import read_json, strict
 from analysis.paths import local_store
 from analysis.store import (
     CHECKSUMS,
     COMPLETE,
+    COORDINATES,
     CORRUPT,
     FAILED,
     FILES,
@@ -48,21 +50,12 @@ from analysis.store import (
 INDEX_GROUP = "index"
 INDEX_VERSION = 3
 INCLUDE = {"complete": (COMPLETE,), "failed": (FAILED,), "all": (COMPLETE, FAILED)}
-META = {"status": "", "seed": -1, "wall_seconds": float("nan"), "host": "", "started": "", "ended": "", "error": ""}
 CHUNK_BYTES = 64 * 2**20
 MAX_CHUNK_POINTS = 4096
 
 
 def _digest(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        with open(path, "rb") as f:
-            return json.load(f)
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
-        return None
 
 
 def _stamp(path: Path) -> list[int] | None:
@@ -189,7 +182,7 @@ def _scan_arrays(path: Path, point_id: str, entry: dict):
     for child in sorted(os.scandir(group_dir), key=lambda e: e.name):
         if not child.is_dir() or child.name.startswith("."):
             continue
-        ameta = _read_json(Path(child.path) / "zarr.json")
+        ameta = read_json(Path(child.path) / "zarr.json")
         if not ameta or ameta.get("node_type") != "array":
             continue
         var_attrs = ameta.get("attributes", {})
@@ -214,7 +207,7 @@ def _scan_arrays(path: Path, point_id: str, entry: dict):
 
 
 def _read_index(path: Path) -> Catalog:
-    meta = _read_json(path / INDEX_GROUP / "zarr.json")
+    meta = read_json(path / INDEX_GROUP / "zarr.json")
     index = (meta or {}).get("attributes", {}).get("diffbrain_index")
     if not index or index.get("version") != INDEX_VERSION:
         return Catalog()
@@ -271,10 +264,8 @@ def consolidate(path: str | os.PathLike, verify: bool = False) -> dict:
     index_dir = path / INDEX_GROUP
     index_dir.mkdir(exist_ok=True)
     doc = {"zarr_format": 3, "node_type": "group", "attributes": {"diffbrain_index": cat.to_json()}}
-    tmp = index_dir / f".zarr.json.{os.getpid()}.partial"
-    with open(tmp, "w") as f:
-        json.dump(strict(doc), f, separators=(",", ":"), allow_nan=False, default=_json_default)
-    os.replace(tmp, index_dir / "zarr.json")
+    atomic.write_file(index_dir / "zarr.json",
+                      json.dumps(strict(doc), separators=(",", ":"), allow_nan=False, default=_json_default))
     states = [_entry_state(e) for e in cat.points.values()]
     return {"points": len(states), "complete": states.count(COMPLETE), "failed": states.count(FAILED),
             "corrupt": states.count(CORRUPT),
@@ -393,7 +384,7 @@ def open_sweep(path: str | os.PathLike, include: str = "complete"):
     n = len(ids)
 
     coords: dict[str, Any] = {"point": ("point", np.asarray(ids, dtype=object))}
-    for key, default in META.items():
+    for key, default in COORDINATES.items():
         values = [e["attrs"].get(key) for e in entries]
         values = [default if v is None else v for v in values]
         coords[key] = ("point", np.asarray(values, dtype=object if isinstance(default, str) else type(default)))

@@ -1,37 +1,51 @@
-"""Store problems the user can fix or must know about (exit status 2 on the CLI)."""
+"""Problems with stores, paths, report folders and dask schedulers that the user can fix or must know about.
+
+``analysis`` imports nothing of ours, so these cannot subclass :class:`diffbrain.errors.UserError`; they
+follow its protocol instead (``field``, ``problem``, ``fix`` and ``user_error = True``), and the command line
+treats them alike: one line, exit status 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 
-class BadStore(ValueError):
-    """Not a store, a store from a newer layout, a store without complete points, ..."""
+class AnalysisError(ValueError):
+    """The base of this package's user errors: ``field`` names what is wrong (an option, a path), ``fix`` what
+    to do."""
 
-    def __init__(self, path: str, problem: str, fix: str = ""):
-        self.path = str(path)
-        self.problem = problem
-        self.fix = fix
-        super().__init__(self.message)
+    user_error = True
+
+    def __init__(self, field: str | Path, problem: str, fix: str = ""):
+        self.field, self.problem, self.fix = str(field), problem, fix
+        super().__init__(f"{field}: {problem}" + (f"; {fix}" if fix else ""))
+
+
+class BadStore(AnalysisError):
+    """Not a store, a store from a newer layout, a store without complete points, ... (``field``: its path)."""
 
     @property
-    def message(self) -> str:
-        text = f"{self.path}: {self.problem}"
-        return f"{text}; {self.fix}" if self.fix else text
+    def path(self) -> str:
+        return self.field
 
 
-class BadPath(ValueError):
+class BadPath(AnalysisError):
     """A user-given location that cannot be used (a NUL byte, under /proc or a file, not writable, ...).
 
     ``field`` names where the path came from (``store``, ``--out``, ``traces``).
     """
 
-    def __init__(self, field: str, problem: str, fix: str = ""):
-        self.field = field
-        self.problem = problem
-        self.fix = fix
-        super().__init__(self.message)
 
-    @property
-    def message(self) -> str:
-        text = f"{self.field}: {self.problem}"
-        return f"{text}; {self.fix}" if self.fix else text
+class BadOutput(AnalysisError):
+    """An output folder a report must not write into (``--out``)."""
+
+    def __init__(self, path: str | Path, problem: str, fix: str = ""):
+        self.path = str(path)
+        super().__init__("--out", f"{path} {problem}", fix)
+
+
+class SchedulerError(AnalysisError):
+    """A ``--scheduler`` value or set-up the user can fix: ``field`` names the option."""
 
 
 class CorruptPoint(BadStore):

@@ -1,4 +1,5 @@
-"""Strict JSON for everything the toolkit writes: ``null`` for a missing or non-finite number, never ``NaN``.
+"""Strict JSON for everything the toolkit writes: ``null`` for a missing or non-finite number, never ``NaN``;
+and the one reader of the JSON files it keeps (metadata, indexes, lock owners).
 
 Python's ``json`` writes ``NaN`` and ``Infinity`` by default, which strict parsers (JavaScript, jq, most
 other languages) reject.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 
@@ -28,3 +30,24 @@ def strict(value: Any) -> Any:
 def dumps(value: Any, **kwargs: Any) -> str:
     """``json.dumps`` of :func:`strict` ``value``, refusing anything that is still not strict JSON."""
     return json.dumps(strict(value), allow_nan=False, **kwargs)
+
+
+def load_json(path: Path) -> tuple[Any, str | None]:
+    """(document, None); (None, None) when the file is absent; (None, why) when it is there but unreadable."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return None, None
+    except OSError as err:
+        return None, f"cannot be read ({err.strerror})"
+    try:
+        return json.loads(data), None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        return None, f"does not parse ({type(err).__name__}: {err})"
+
+
+def read_json(path: Path) -> dict | None:
+    """The JSON object in ``path``, or None when it is absent, unreadable or not an object."""
+    doc, _ = load_json(path)
+    return doc if isinstance(doc, dict) else None

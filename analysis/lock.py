@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis import atomic
+from analysis.jsonsafe import read_json
 
 OWNER = "owner.json"
 HEARTBEAT_S = 30.0
@@ -60,11 +61,7 @@ def _process_start(pid: int) -> float | None:
 
 
 def _read_owner(path: Path) -> dict:
-    try:
-        data = json.loads((path / OWNER).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json(path / OWNER) or {}
 
 
 def _holder_gone(path: Path, owner: dict) -> bool:
@@ -109,9 +106,7 @@ class StoreLock:
                 "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
     def _write_owner(self, owner: dict) -> None:
-        tmp = self.path / f".{OWNER}.{os.getpid()}"
-        tmp.write_text(json.dumps(owner))
-        os.replace(tmp, self.path / OWNER)
+        atomic.write_file(self.path / OWNER, json.dumps(owner))
 
     def _try(self) -> bool:
         try:
@@ -171,9 +166,9 @@ class StoreLock:
         owner = _read_owner(self.path)
         if owner.get("pid") != os.getpid() or owner.get("host") != socket.gethostname():
             return
-        for name in (OWNER, f".{OWNER}.{os.getpid()}"):
-            with contextlib.suppress(FileNotFoundError):
-                (self.path / name).unlink()
+        atomic.remove_stale_temps(self.path / OWNER)
+        with contextlib.suppress(FileNotFoundError):
+            (self.path / OWNER).unlink()
         with contextlib.suppress(OSError):
             self.path.rmdir()
 

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from analysis.store import POINT_KEYS
+
 POINT = "point"
 
 
@@ -85,12 +87,7 @@ def with_group(obj, ds: xr.Dataset, keys: tuple[str, ...] = ("method",), name: s
     return obj.assign_coords({name: (POINT, group)})
 
 
-# per-point metadata coordinates of an open_sweep Dataset (not swept parameters)
-METADATA = ("status", "seed", "wall_seconds", "host", "started", "ended", "error", "peak_rss_bytes", "devices",
-            "job_id", "restart_count", "experiment", "point_id")
-
-
 def swept_params(ds: xr.Dataset) -> list[str]:
-    """Coordinates along ``point`` that are swept parameters (not the point record's metadata)."""
-    return [str(c) for c in ds.coords if c != POINT and ds[c].dims == (POINT,) and c not in METADATA]
+    """Coordinates along ``point`` that are swept parameters (not the point record's keys)."""
+    return [str(c) for c in ds.coords if c != POINT and ds[c].dims == (POINT,) and c not in POINT_KEYS]
 

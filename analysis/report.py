@@ -11,17 +11,14 @@ fails to decode while the figures are computed stops the report with one error n
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from analysis import atomic
-from analysis.errors import BadStore, CorruptPointsWarning
+from analysis import atomic, progress
+from analysis.errors import BadOutput, BadStore, CorruptPointsWarning
 from analysis.paths import check_writable, user_path
 
 SUMMARY = "summary.md"
@@ -37,15 +34,11 @@ FIGURES = {
     "raster.png": "spike raster of one recorded trial",
     "fit_traces.png": "fitted vs target membrane potential of the best fit",
     "loss_vs_time.png": "best loss vs wall time per method (fit sweeps)",
+    "connectome_weights_by_class.png": "connectome runs: weight distributions per presynaptic cell class, "
+                                       "before vs after training",
+    "connectome_weights_by_transmitter.png": "connectome runs: weight distributions per presynaptic transmitter, "
+                                             "before vs after training",
 }
-
-
-class BadOutput(ValueError):
-    """An output folder the report must not write into: ``fix`` says what to do."""
-
-    def __init__(self, path: str | Path, problem: str, fix: str = ""):
-        self.path, self.problem, self.fix = str(path), problem, fix
-        super().__init__(f"{path}: {problem}" + (f"; {fix}" if fix else ""))
 
 
 @dataclass
@@ -71,31 +64,6 @@ def check_output(out: str | Path) -> Path:
             raise BadOutput(out, "is a folder with other files, not an earlier report",
                             "give a new or empty folder (an earlier report folder is replaced)")
     return out
-
-
-def _progress_enabled() -> bool:
-    return os.environ.get("DIFFBRAIN_NO_PROGRESS", "") in ("", "0") and sys.stderr.isatty()
-
-
-@contextlib.contextmanager
-def _progress(total: int):
-    """``step(description)``, a context around each step: a rich bar on a terminal, silent otherwise."""
-    if not _progress_enabled():
-        yield lambda description: contextlib.nullcontext()
-        return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), transient=True) as bar:
-        task = bar.add_task("report", total=total)
-
-        @contextlib.contextmanager
-        def step(description: str):
-            bar.update(task, description=description)
-            yield
-            bar.advance(task)
-
-        yield step
 
 
 def _status_counts(store: Path) -> dict[str, int]:
@@ -170,11 +138,11 @@ def build_report(store: str | Path, out: str | Path, scheduler: str | None = Non
     tmp.mkdir()
     report = Report(out=out)
     try:
-        with dask_client(scheduler, options, status=status) as _client, _progress(len(SECTIONS)) as step, \
-                warnings.catch_warnings():
+        with dask_client(scheduler, options, status=status) as _client, \
+                progress.bar("report", len(SECTIONS), counted=True) as bar, warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=RuntimeWarning)  # all-NaN slices of padded data
             for name, section in SECTIONS:
-                with step(name):
+                with bar.step(name):
                     lines = section(ds, tmp, report)
                 if lines:
                     report.sections.append("\n".join(lines))

@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from analysis import curves, figures, fits, scaling, spikes, weights
+from analysis.connectome import connectome_section
 from analysis.markdown import MiB, fmt, rows_of, table
 from analysis.points import POINT, group_labels, labels, point_value
 
@@ -218,4 +219,5 @@ SECTIONS = [
     ("weight statistics", weights_section),
     ("spike statistics", spikes_section),
     ("fit statistics", fits_section),
+    ("connectome statistics", connectome_section),
 ]

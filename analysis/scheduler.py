@@ -20,15 +20,11 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from analysis.errors import SchedulerError
+
+__all__ = ["SchedulerError", "SchedulerOptions", "dask_client", "parse_scheduler", "workers_of"]
+
 ADDRESS = re.compile(r"^(?:(tcp|tls|ws|wss|inproc|ucx)://)?([A-Za-z0-9_.\-\[\]:]+):(\d{1,5})$")
-
-
-class SchedulerError(ValueError):
-    """A ``--scheduler`` value or set-up the user can fix: ``field`` names the option, ``fix`` what to do."""
-
-    def __init__(self, field: str, problem: str, fix: str = ""):
-        self.field, self.problem, self.fix = field, problem, fix
-        super().__init__(f"{field}: {problem}" + (f"; {fix}" if fix else ""))
 
 
 @dataclass

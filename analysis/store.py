@@ -22,16 +22,17 @@ Reading states uses only ``json`` and ``os`` (no zarr/xarray import) so that ``s
 from __future__ import annotations
 
 import json
+import math
 import os
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from analysis import atomic
 from analysis.errors import BadStore
-from analysis.jsonsafe import strict
+from analysis.jsonsafe import load_json, read_json, strict
 from analysis.paths import check_writable, local_store, os_problem, user_path
 
 LAYOUT_VERSION = 1
@@ -40,11 +41,43 @@ CORRUPT_DIR = ".corrupt"  # inside points/: corrupt groups moved aside (never de
 COMPLETE, FAILED, INCOMPLETE, CORRUPT = "complete", "failed", "incomplete", "corrupt"
 STATES = (COMPLETE, FAILED)
 MARKER, FILES, CHECKSUMS = "marker", "files", "checksums"  # how hard a point group is checked
+
+
+@dataclass
+class PointRecord:
+    """The attributes stored with every point group (docs/store-format.md), declared once: the runner
+    (:mod:`hpc.tasks`) builds one per point, :func:`write_point` writes it, collect and analysis read its keys.
+
+    A default is what a reader takes when a group lacks the key (or holds null): open_sweep's fill value
+    for the :data:`COORDINATES`.
+    """
+
+    point_id: str = ""
+    experiment: str = ""
+    params: dict = field(default_factory=dict)
+    seed: int = -1
+    host: str = ""
+    devices: list = field(default_factory=list)
+    gpus: list = field(default_factory=list)
+    started: str = ""
+    ended: str = ""
+    wall_seconds: float | None = math.nan  # None: unknown (the point's process died)
+    peak_rss_bytes: int | None = None
+    job_id: str | None = None
+    restart_count: int = 0
+    status: str = ""  # complete | failed: the completion marker
+    error: str | None = ""  # the error text of a failed point (None on a complete one)
+    manifest: dict | None = None  # {relative file path: [bytes, CRC-32]}: set by write_point
+
+    def to_attrs(self) -> dict:
+        return asdict(self)
+
+
 # group attrs that belong to the point record, not to the experiment's dataset
-POINT_KEYS = (
-    "point_id", "experiment", "params", "seed", "host", "devices", "gpus", "started", "ended", "wall_seconds",
-    "peak_rss_bytes", "job_id", "restart_count", "status", "error", "manifest",
-)
+POINT_KEYS = tuple(f.name for f in fields(PointRecord))
+# record keys that open_sweep makes coordinates along ``point``, with the fill value of a point that lacks one
+COORDINATES = {name: getattr(PointRecord, name) for name in
+               ("status", "seed", "wall_seconds", "host", "started", "ended", "error")}
 
 
 class PointExists(RuntimeError):
@@ -60,31 +93,11 @@ class PointState:
     attrs: dict | None = None
 
 
-def _load_json(path: Path) -> tuple[Any, str | None]:
-    """(document, None); (None, None) when the file is absent; (None, why) when it is there but unreadable."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, NotADirectoryError):
-        return None, None
-    except OSError as err:
-        return None, f"cannot be read ({err.strerror})"
-    try:
-        return json.loads(data), None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        return None, f"does not parse ({type(err).__name__}: {err})"
-
-
-def _read_json(path: Path) -> dict | None:
-    doc, _ = _load_json(path)
-    return doc if isinstance(doc, dict) else None
-
-
 def store_attrs(path: str | os.PathLike) -> dict:
     """The root attributes of a store; :class:`BadStore` if ``path`` is not a diffbrain store or its root
     metadata is damaged."""
     path = user_path(path, "store")
-    meta, problem = _load_json(path / "zarr.json")
+    meta, problem = load_json(path / "zarr.json")
     if problem is not None or (meta is not None and not isinstance(meta, dict)):
         raise BadStore(path, f"the store's root metadata (zarr.json) is damaged: it {problem or 'is not an object'}",
                        "restore zarr.json from a backup (the points under points/ are untouched); "
@@ -170,7 +183,7 @@ def point_dir(path: str | os.PathLike, point_id: str) -> Path:
 
 def read_point_attrs(path: str | os.PathLike, point_id: str) -> dict | None:
     """The attrs of a point group, or None if the group does not exist (or is unreadable)."""
-    meta = _read_json(point_dir(path, point_id) / "zarr.json")
+    meta = read_json(point_dir(path, point_id) / "zarr.json")
     return None if meta is None else meta.get("attributes", {})
 
 
@@ -227,7 +240,7 @@ def _check_legacy_arrays(group_dir: Path, deep: bool) -> str | None:
     for child in sorted(os.scandir(group_dir), key=lambda e: e.name):
         if not child.is_dir() or child.name.startswith("."):
             continue
-        meta, problem = _load_json(Path(child.path) / "zarr.json")
+        meta, problem = load_json(Path(child.path) / "zarr.json")
         if problem is not None:
             return f"{child.name}/zarr.json {problem}"
         if deep and isinstance(meta, dict) and meta.get("node_type") == "array":
@@ -242,7 +255,7 @@ def _check_legacy_arrays(group_dir: Path, deep: bool) -> str | None:
 
 def inspect_group(group_dir: Path, check: str = FILES) -> PointState:
     """The state of the point group in ``group_dir``, checked to the ``check`` level (module docstring)."""
-    meta, problem = _load_json(group_dir / "zarr.json")
+    meta, problem = load_json(group_dir / "zarr.json")
     if problem is not None:
         return PointState(CORRUPT, f"zarr.json {problem}")
     if meta is None:
@@ -297,6 +310,32 @@ def scan_points(path: str | os.PathLike, check: str = FILES) -> dict[str, PointS
                         strict=True))
 
 
+@dataclass(frozen=True)
+class StoreScan:
+    """One scan of a store's point groups (:func:`scan_store`): each group's :class:`PointState`, its attrs
+    included, so that nothing is read twice (``sweep status``, ``plan``, ``submit`` and ``resume`` share it)."""
+
+    groups: dict[str, PointState]
+
+    def state(self, point_id: str) -> str:
+        """complete / failed / corrupt / incomplete (also for a point without a group)."""
+        group = self.groups.get(point_id)
+        return INCOMPLETE if group is None else group.state
+
+    def attrs(self, point_id: str) -> dict:
+        group = self.groups.get(point_id)
+        return (group.attrs or {}) if group is not None else {}
+
+    def states(self) -> dict[str, str]:
+        return {pid: group.state for pid, group in self.groups.items()}
+
+
+def scan_store(path: str | os.PathLike, check: str = FILES) -> StoreScan:
+    """Scan every point group of the store at ``path`` (empty when nothing is there yet; :class:`BadStore` for
+    something else at that path, never mistaken for "no store")."""
+    return StoreScan(scan_points(path, check) if store_exists(path) else {})
+
+
 def point_states(path: str | os.PathLike, check: str = FILES) -> dict[str, str]:
     """``{point_id: "complete" | "failed" | "incomplete" | "corrupt"}`` for every point group in the store."""
     return {pid: s.state for pid, s in scan_points(path, check).items()}
@@ -314,19 +353,20 @@ def _refuse_existing(store: Path, point_id: str) -> None:
                           + (f" ({current.reason})" if current.reason else ""))
 
 
-def write_point(path: str | os.PathLike, point_id: str, dataset, record: Mapping[str, Any]) -> None:
+def write_point(path: str | os.PathLike, point_id: str, dataset, record: PointRecord | Mapping[str, Any]) -> None:
     """Write one point: the dataset's arrays (if any), then ``record`` with its ``status`` as the marker.
 
-    ``record`` holds the :data:`POINT_KEYS` (``status`` is "complete" or "failed"; ``error`` the error text
-    or None). An earlier failed or incomplete group of the point is replaced once the new one is whole; a
-    complete or corrupt one is never replaced (:class:`PointExists`). Raises if the dataset cannot be
-    written; the point is then as it was (the caller may record it as failed).
+    ``record`` is a :class:`PointRecord` (or a mapping of its keys; ``status`` is "complete" or "failed",
+    ``error`` the error text or None). An earlier failed or incomplete group of the point is replaced once the
+    new one is whole; a complete or corrupt one is never replaced (:class:`PointExists`). Raises if the dataset
+    cannot be written; the point is then as it was (the caller may record it as failed).
     """
     import zarr
 
+    record = record.to_attrs() if isinstance(record, PointRecord) else dict(record)
     if record.get("status") not in STATES:
         raise ValueError(f"record status must be one of {STATES}, got {record.get('status')!r}")
-    record = strict(dict(record))
+    record = strict(record)
     json.dumps(record, allow_nan=False)  # fail before touching the store if not JSON-serialisable
     store = Path(path)
     store_attrs(store)

@@ -51,6 +51,9 @@ class Param:
     # a file path ('' = none): relative paths in a sweep file are relative to the file's folder, and
     # check_point refuses a path that is not a readable file
     path: bool = False
+    # path_when(value): for a parameter that takes a name or a file, whether this value is a file (the
+    # path rules above apply only then); None: every non-empty value of a path parameter is a file
+    path_when: Callable[[str], bool] | None = None
     # check(value, params): what the value means given the point's canonical params; raises ParamError
     check: Callable[[Any, Mapping[str, Any]], None] | None = None
 
@@ -59,6 +62,12 @@ class Param:
             raise TypeError(f"Param {self.name}: kind must be one of {_KINDS}")
         if self.path and self.kind is not str:
             raise TypeError(f"Param {self.name}: a path parameter must be a str")
+        if self.path_when is not None and not self.path:
+            raise TypeError(f"Param {self.name}: path_when needs path=True")
+
+    def is_path(self, value: Any) -> bool:
+        """Whether ``value`` is a file path of this parameter (non-empty, and a file by ``path_when``)."""
+        return bool(self.path and value and (self.path_when is None or self.path_when(value)))
 
     def coerce(self, value: Any, where: str = "") -> Any:
         """Check ``value`` and return it in canonical form (ints accepted as floats, nothing else)."""
@@ -99,7 +108,7 @@ class Param:
         """What ``value`` means, given the point's canonical ``params``: a readable file for a path
         parameter, then ``check`` (raises :class:`ParamError` naming ``where`` or the parameter)."""
         key = where or self.name
-        if self.path and value:
+        if self.is_path(value):
             problem = file_problem(value)
             if problem:
                 raise ParamError(key, problem, "give the path of an existing file (in a sweep file, relative "
@@ -108,7 +117,7 @@ class Param:
             try:
                 self.check(value, params)
             except ParamError as err:
-                raise ParamError(err.field if where == "" else key, err.problem, err.fix) from None
+                raise (err.at(key) if where else err) from None
 
 
 @lru_cache(maxsize=4096)

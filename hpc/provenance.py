@@ -78,17 +78,6 @@ def gpus() -> list[str]:
     return [g.strip() for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
 
 
-def devices() -> list[str]:
-    """JAX devices when the point used JAX (it is already imported); else the CPUs and granted GPUs."""
-    jax = sys.modules.get("jax")
-    if jax is not None:
-        try:
-            return [str(d) for d in jax.devices()]
-        except RuntimeError:
-            pass
-    return [f"cpu x{os.cpu_count()}"] + [f"gpu:{g}" for g in gpus()]
-
-
 def job_id() -> str | None:
     """The scheduler's id of the running task (SLURM array task, SLURM job, or submitit local job)."""
     env = os.environ

@@ -1,9 +1,10 @@
 """Run a pack of points on a node and write each into the store.
 
-A pack is plain data (store path, work folder, (point_id, experiment, params) triples): ``sweeps`` builds
+A pack is plain data (:mod:`hpc.tasks`: the store, a work folder, :class:`PointTask` s): ``sweeps`` builds
 it, ``slurm`` submits it, and this module runs it. For each point not yet complete: the registered
-experiment runs with a :class:`RunContext` (seed from the params, a checkpoint folder that survives
-requeues, progress lines in the job log); the result goes into the store with its completion marker last.
+experiment runs with a :class:`RunContext` (seed from the params, the devices it may use, a checkpoint folder
+that survives requeues, progress lines in the job log); the result goes into the store with its
+:class:`PointRecord` and the completion marker last.
 A point that raises, returns something other than a Dataset, or breaks ``must_be_finite`` is written as
 failed with its error text, and the pack goes on. Experiments with ``fresh_process`` run each point in a
 new Python process (:mod:`hpc.point_process`).
@@ -24,7 +25,6 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from submitit.helpers import Checkpointable
@@ -42,31 +42,15 @@ from analysis.store import (
     write_point,
 )
 from diffbrain import experiments
-from diffbrain.experiments import RunContext
+from diffbrain.context import RunContext
 from hpc import provenance
+from hpc.devices import PointDevices
+from hpc.tasks import Pack, PointTask, point_record
+
+__all__ = ["INTERRUPTED", "Pack", "PackRunner", "PointTask", "run_pack", "run_point", "run_point_fresh"]
 
 PROGRESS_EVERY_S = 10.0
 INTERRUPTED = "interrupted"  # the point's process was stopped by a signal: left incomplete, rerun later
-
-
-@dataclass(frozen=True)
-class Pack:
-    """Points one task runs in order. ``retry_failed_before`` (ISO time): failed points whose failure
-    ended before it are run again (``resume --retry-failed``); later failures are kept."""
-
-    store: str
-    work_dir: str
-    points: tuple[tuple[str, str, dict], ...]
-    retry_failed_before: str | None = None
-    setup: tuple[str, ...] = ()  # shell lines run before the pack's process starts (local executor)
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> Pack:
-        return cls(data["store"], data["work_dir"], tuple(tuple(p) for p in data["points"]),
-                   data.get("retry_failed_before"), tuple(data.get("setup") or ()))
 
 
 def log(message: str) -> None:
@@ -104,51 +88,41 @@ def check_result(experiment, result) -> str | None:
     return None
 
 
-def _record(point_id, experiment, params, started, ended, wall, status, error) -> dict:
-    return {
-        "point_id": point_id, "experiment": experiment, "params": params, "seed": int(params.get("seed", 0)),
-        "host": provenance.host(), "devices": provenance.devices(), "gpus": provenance.gpus(),
-        "started": started, "ended": ended,
-        "wall_seconds": wall, "peak_rss_bytes": provenance.peak_rss_bytes(), "job_id": provenance.job_id(),
-        "restart_count": provenance.restart_count(), "status": status, "error": error,
-    }
-
-
 def checkpoint_dir(work_dir: str | Path, point_id: str) -> Path:
     return Path(work_dir) / "checkpoints" / point_id
 
 
-def run_point(store: str, work_dir: str, point_id: str, experiment: str, params: dict) -> str:
+def run_point(store: str, work_dir: str, task: PointTask) -> str:
     """Run one point in this process and write it; returns "complete" or "failed"."""
-    exp = experiments.get(experiment)
-    ckpt = checkpoint_dir(work_dir, point_id)
+    exp = experiments.get(task.experiment)
+    ckpt = checkpoint_dir(work_dir, task.point_id)
     ckpt.mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(seed=int(params.get("seed", 0)), point_id=point_id, checkpoint_dir=ckpt,
-                     progress=ProgressLog(point_id))
+    devices = PointDevices()
+    ctx = RunContext(seed=task.seed, point_id=task.point_id, checkpoint_dir=ckpt,
+                     progress=ProgressLog(task.point_id), devices=devices)
     started, t0 = provenance.now_iso(), time.perf_counter()
     result, error = None, None
     try:
-        result = exp.run(exp.validate(params), ctx)
+        result = exp.run(exp.validate(task.params), ctx)
         error = check_result(exp, result)
     except Exception:  # a failing point is recorded and the pack goes on (signals are BaseException)
         error = traceback.format_exc()
     wall = time.perf_counter() - t0
-    record = _record(point_id, experiment, params, started, provenance.now_iso(), wall,
-                     FAILED if error else COMPLETE, error)
+    record = point_record(task, FAILED if error else COMPLETE, error, started, provenance.now_iso(), wall, devices)
     import xarray as xr
 
     dataset = result if isinstance(result, xr.Dataset) else None
     try:
-        write_point(store, point_id, dataset, record)
+        write_point(store, task.point_id, dataset, record)
     except PointExists as err:  # another task wrote it meanwhile: theirs stays
-        log(f"  {point_id}: {err}")
-        return state_of(read_point_attrs(store, point_id))
+        log(f"  {task.point_id}: {err}")
+        return state_of(read_point_attrs(store, task.point_id))
     except Exception:
         why = "the result could not be written:\n" + traceback.format_exc()
-        record.update(status=FAILED, error=(error or "") + why)
-        write_point(store, point_id, None, record)
+        record.status, record.error = FAILED, (error or "") + why
+        write_point(store, task.point_id, None, record)
     shutil.rmtree(ckpt, ignore_errors=True)
-    return record["status"]
+    return record.status
 
 
 def _describe_exit(code: int) -> str:
@@ -207,23 +181,22 @@ def run_in_process_child(payload: dict, what: str, setup: tuple[str, ...] = ()) 
     return code, "".join(tail)
 
 
-def run_point_fresh(store: str, work_dir: str, point_id: str, experiment: str, params: dict) -> str:
+def run_point_fresh(store: str, work_dir: str, task: PointTask) -> str:
     """Run one point in a new Python process; a crash of that process is recorded as a failed point."""
-    payload = {"kind": "point", "store": store, "work_dir": work_dir, "point": [point_id, experiment, params]}
+    payload = {"kind": "point", "store": store, "work_dir": work_dir, "point": task.to_json()}
     started = provenance.now_iso()
-    code, tail = run_in_process_child(payload, point_id)
-    state = state_of(read_point_attrs(store, point_id))
+    code, tail = run_in_process_child(payload, task.point_id)
+    state = state_of(read_point_attrs(store, task.point_id))
     if state != INCOMPLETE:
         return state
     if code < 0 and -code in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         return INTERRUPTED
     error = f"the point's process ended with {_describe_exit(code)} before writing a result; last output:\n{tail}"
-    record = _record(point_id, experiment, params, started, provenance.now_iso(), float("nan"), FAILED, error)
-    record["peak_rss_bytes"] = None  # the crashed process's peak is unknown
+    record = point_record(task, FAILED, error, started, provenance.now_iso(), float("nan"), measured=False)
     try:
-        write_point(store, point_id, None, record)
+        write_point(store, task.point_id, None, record)
     except PointExists:
-        return state_of(read_point_attrs(store, point_id))
+        return state_of(read_point_attrs(store, task.point_id))
     return FAILED
 
 
@@ -249,19 +222,19 @@ def run_pack(pack: Pack) -> dict[str, str]:
     n = len(pack.points)
     log(f"pack of {n} points -> {pack.store} (host {provenance.host()}, job {provenance.job_id()}, "
         f"restart {provenance.restart_count()})")
-    for leftover in remove_leftovers(pack.store, [p[0] for p in pack.points]):
+    for leftover in remove_leftovers(pack.store, pack.point_ids):
         log(f"removed {leftover.name}, left by an earlier attempt that was killed while writing")
-    for i, (point_id, experiment, params) in enumerate(pack.points, 1):
-        run, why = _should_run(pack.store, point_id, pack)
+    for i, task in enumerate(pack.points, 1):
+        run, why = _should_run(pack.store, task.point_id, pack)
         if not run:
-            outcome[point_id] = "skipped"
-            log(f"[{i}/{n}] {point_id} {why}")
+            outcome[task.point_id] = "skipped"
+            log(f"[{i}/{n}] {task.point_id} {why}")
             continue
-        log(f"[{i}/{n}] {point_id} {experiment} starts")
+        log(f"[{i}/{n}] {task.point_id} {task.experiment} starts")
         t0 = time.perf_counter()
-        runner = run_point_fresh if experiments.get(experiment).fresh_process else run_point
-        outcome[point_id] = runner(pack.store, pack.work_dir, point_id, experiment, params)
-        log(f"[{i}/{n}] {point_id} {outcome[point_id]} after {time.perf_counter() - t0:.1f} s")
+        runner = run_point_fresh if experiments.get(task.experiment).fresh_process else run_point
+        outcome[task.point_id] = runner(pack.store, pack.work_dir, task)
+        log(f"[{i}/{n}] {task.point_id} {outcome[task.point_id]} after {time.perf_counter() - t0:.1f} s")
     return outcome
 
 
@@ -274,15 +247,14 @@ def run_pack_fresh(pack: Pack) -> dict[str, str]:
     if pack.setup and code != 0 and SETUP_DONE not in tail:
         error = (f"a setup line failed before the pack ran ({_describe_exit(code)}); setup lines: "
                  f"{list(pack.setup)}; output:\n{tail}")
-        for point_id, experiment, params in pack.points:
-            if point_state(pack.store, point_id) is None:
-                record = _record(point_id, experiment, params, started, provenance.now_iso(), None, FAILED, error)
-                record["peak_rss_bytes"] = None
+        for task in pack.points:
+            if point_state(pack.store, task.point_id) is None:
+                record = point_record(task, FAILED, error, started, provenance.now_iso(), None, measured=False)
                 try:
-                    write_point(pack.store, point_id, None, record)
+                    write_point(pack.store, task.point_id, None, record)
                 except PointExists:
                     pass
-    return {pid: state_of(read_point_attrs(pack.store, pid)) for pid, _, _ in pack.points}
+    return {pid: state_of(read_point_attrs(pack.store, pid)) for pid in pack.point_ids}
 
 
 class PackRunner(Checkpointable):

@@ -1,37 +1,76 @@
 """What one job array asks of the scheduler, and where a sweep's job files live.
 
-Plain data: ``sweeps`` validates a sweep file's ``[resources]`` into :class:`Resources`; this package
-turns it into submitit parameters. Nothing here imports submitit.
+Plain data: every resource is declared once, as a field of :class:`Resources` with its TOML type (the
+annotation), the check a value must pass, the fix to suggest and its help text. ``sweeps`` validates a sweep
+file's ``[resources]`` table and builds the command-line flags from these declarations
+(:func:`resource_fields`); the backends turn :class:`Resources` into scheduler parameters. Nothing here
+imports submitit.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from dataclasses import asdict, dataclass, field
+import math
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from functools import cache
 from pathlib import Path
+from typing import Any
 
-EXECUTORS = ("auto", "local", "slurm", "debug")
+from slurm import backends
+
+
+@dataclass(frozen=True)
+class ResourceField:
+    """How one resource is checked and offered: ``kind`` (TOML type), ``check(value)``, ``fix``, ``help``;
+    ``flag``: also a command-line flag of ``sweep plan|submit|resume`` (``choices`` for its values)."""
+
+    name: str
+    kind: type
+    check: Callable[[Any], bool]
+    fix: str
+    help: str = ""
+    flag: bool = False
+    choices: tuple[str, ...] = ()
+
+
+def _declare(default: Any, check: Callable[[Any], bool], fix: str, help: str = "", flag: bool = False,
+             choices: tuple[str, ...] = ()) -> Any:
+    spec = {"check": check, "fix": fix, "help": help, "flag": flag, "choices": choices}
+    if isinstance(default, tuple):
+        return field(default_factory=lambda: default, metadata={"resource": spec})
+    return field(default=default, metadata={"resource": spec})
+
+
+_POSITIVE = (lambda v: v >= 1, "give an integer >= 1")
 
 
 @dataclass(frozen=True)
 class Resources:
     """Resources of every task of one job array (see the ``[resources]`` table of a sweep file)."""
 
-    executor: str = "auto"
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    gpus_per_node: int = 0
-    cpus_per_task: int = 1
-    mem_gb: float | None = None
-    timeout_min: int = 60
-    array_parallelism: int = 32
-    points_per_job: int = 1
-    setup: tuple[str, ...] = field(default_factory=tuple)
-    signal_delay_s: int | None = None  # None: derived from timeout_min (see signal_delay)
-    max_requeues: int = 3
+    executor: str = _declare("auto", lambda v: v in backends.choices(), f"use one of: {', '.join(backends.choices())}",
+                             "where tasks run (auto: slurm when sbatch is on PATH and SLURM answers, else local)",
+                             flag=True, choices=backends.choices())
+    partition: str | None = _declare(None, bool, "give a partition name (sinfo lists them)", "SLURM partition", True)
+    account: str | None = _declare(None, bool, "give an account name", "SLURM account", True)
+    qos: str | None = _declare(None, bool, "give a QOS name", "SLURM quality of service", True)
+    constraint: str | None = _declare(None, bool, "give a node feature constraint", "SLURM node feature constraint")
+    gpus_per_node: int = _declare(0, lambda v: v >= 0, "give an integer >= 0", "GPUs of each task", True)
+    cpus_per_task: int = _declare(1, *_POSITIVE, "CPUs of each task", True)
+    mem_gb: float | None = _declare(None, lambda v: v > 0 and math.isfinite(v), "give a memory size in GB > 0",
+                                    "memory of each task in GB", True)
+    timeout_min: int = _declare(60, *_POSITIVE, "time limit of each task in minutes", True)
+    array_parallelism: int = _declare(32, *_POSITIVE, "tasks of an array running at once", True)
+    points_per_job: int = _declare(1, *_POSITIVE, "points packed into one task", True)
+    setup: tuple[str, ...] = _declare((), lambda v: all(isinstance(s, str) for s in v), "give a list of shell lines",
+                                      "shell line run before each task (repeatable)", True)
+    # None: derived from timeout_min (see signal_delay)
+    signal_delay_s: int | None = _declare(None, lambda v: v >= 1,
+                                          "give seconds >= 1 (keep it well below timeout_min * 60)",
+                                          "seconds between the warning signal and the time limit")
+    max_requeues: int = _declare(3, lambda v: v >= 0, "give an integer >= 0", "requeues after a timeout or preemption")
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -41,7 +80,7 @@ class Resources:
     def array_key(self) -> tuple:
         """Tasks with equal keys go into one array (everything but the executor and packing)."""
         d = self.to_json()
-        for k in ("executor", "points_per_job"):
+        for k in PER_SUBMISSION:
             d.pop(k)
         return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))
 
@@ -56,25 +95,25 @@ class Resources:
         return int(min(90, max(10, self.timeout_min * 6)))
 
 
-def slurm_answers(timeout_s: float = 5.0) -> bool:
-    """True when ``sbatch`` is on PATH and a SLURM controller answers ``sinfo`` within ``timeout_s``.
-
-    A laptop with the SLURM client installed but no cluster behind it should run sweeps locally.
-    """
-    if not shutil.which("sbatch") or not shutil.which("sinfo"):
-        return False
-    try:
-        done = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, timeout=timeout_s)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
+PER_SUBMISSION = ("executor", "points_per_job")  # the same for every point of one submission
 
 
-def resolve_executor(name: str) -> str:
-    """``auto`` means slurm when ``sbatch`` is on PATH and its controller answers, else local."""
-    if name == "auto":
-        return "slurm" if slurm_answers() else "local"
-    return name
+def _toml_kind(hint: Any) -> type:
+    """The TOML type of a field's annotation: ``X | None`` -> X, ``tuple[str, ...]`` -> list."""
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        return list
+    if origin in (typing.Union, types.UnionType):
+        return next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+@cache
+def resource_fields() -> dict[str, ResourceField]:
+    """Every resource's declaration, by name, in the order of :class:`Resources`."""
+    hints = typing.get_type_hints(Resources)
+    return {f.name: ResourceField(f.name, _toml_kind(hints[f.name]), **f.metadata["resource"])
+            for f in fields(Resources)}
 
 
 def jobs_dir_for(store: str | Path) -> Path:

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis import progress
 from analysis.lock import LockBusy, StoreLock
 from analysis.paths import os_problem
 from analysis.store import (
@@ -31,22 +32,22 @@ from analysis.store import (
     FILES,
     INCOMPLETE,
     MARKER,
-    PointState,
+    StoreScan,
     create_store,
     move_corrupt_aside,
-    read_point_attrs,
     scan_points,
-    store_exists,
+    scan_store,
 )
 from hpc.provenance import now_iso, store_provenance
-from hpc.runner import Pack
+from hpc.tasks import Pack, PointTask
+from slurm import backends
 from slurm import jobs as jobbook
+from slurm.backends import Backend
 from slurm.resources import jobs_dir_for
-from slurm.status import RUNNING_STATES, SchedulerView, scheduler_view
+from slurm.status import SchedulerView, scheduler_view
 from slurm.submit import SubmitError, submit
 from sweeps.errors import SpecError
 from sweeps.plan import Plan, free_params, pack
-from sweeps.points import Point
 from sweeps.spec import Sweep
 
 RUNNING, PENDING, MISSING = "running", "pending", "missing"
@@ -55,11 +56,12 @@ ORDER = (COMPLETE, FAILED, CORRUPT, RUNNING, PENDING, MISSING)
 
 @dataclass
 class SweepState:
-    points: list[Point]
+    """Every point's state, from one scan of the store (``stored``) and one look at the scheduler (``view``)."""
+
+    points: list[PointTask]
     states: dict[str, str]  # point id -> one of ORDER
-    stored_other: int  # groups in the store that are not points of this sweep (an earlier version of it)
+    stored: StoreScan
     view: SchedulerView | None
-    reasons: dict[str, str] | None = None  # corrupt point id -> why
 
     def counts(self) -> Counter:
         return Counter(self.states.values())
@@ -67,41 +69,45 @@ class SweepState:
     def ids(self, *states: str) -> list[str]:
         return [p.point_id for p in self.points if self.states[p.point_id] in states]
 
+    @property
+    def stored_other(self) -> int:
+        """Groups in the store that are not points of this sweep (an earlier version of it)."""
+        return sum(1 for pid in self.stored.groups if pid not in self.states)
 
-def stored_states(sweep: Sweep, check: str = FILES) -> dict[str, PointState]:
-    """Store states (complete/failed/incomplete/corrupt) of every group, {} when there is no store yet.
-
-    A damaged store root, or something else at the store's path, is a :class:`BadStore` (never "no store").
-    """
-    return scan_points(sweep.store, check) if store_exists(sweep.store) else {}
+    @property
+    def reasons(self) -> dict[str, str]:
+        """Why each corrupt point of the sweep is corrupt."""
+        return {pid: self.stored.groups[pid].reason or "" for pid in self.ids(CORRUPT)}
 
 
-def sweep_state(sweep: Sweep, points: list[Point], finished_jobs: bool = True, check: str = FILES) -> SweepState:
-    """The state of every point; ``finished_jobs=False`` asks the scheduler only about queued jobs;
+def store_view(sweep: Sweep, check: str = FILES) -> StoreScan:
+    """The one scan of the sweep's store that ``plan``, ``status``, ``submit`` and ``resume`` read (empty when
+    there is no store yet; a damaged root or something else at the store's path is a :class:`BadStore`).
     ``check``: how hard stored points are checked (:mod:`analysis.store`)."""
-    scanned = stored_states(sweep, check)
-    stored = {pid: s.state for pid, s in scanned.items()}
+    return scan_store(sweep.store, check)
+
+
+def sweep_state(sweep: Sweep, points: list[PointTask], finished_jobs: bool = True, check: str = FILES) -> SweepState:
+    """The state of every point; ``finished_jobs=False`` asks the scheduler only about queued jobs."""
+    stored = store_view(sweep, check)
     submissions = jobbook.load(jobs_dir_for(sweep.store))
     view = scheduler_view(submissions, finished=finished_jobs) if submissions else None
     latest = jobbook.latest_job_of_points(submissions)
     states = {}
     for point in points:
-        state = stored.get(point.point_id, INCOMPLETE)
+        state = stored.state(point.point_id)
         if state == INCOMPLETE:
             state = MISSING
         if state in (MISSING, FAILED) and view is not None and point.point_id in latest:
             sub, job = latest[point.point_id]
-            retried = state == FAILED and sub.submitted > str(
-                (read_point_attrs(sweep.store, point.point_id) or {}).get("ended") or "")
+            retried = state == FAILED and sub.submitted > str(stored.attrs(point.point_id).get("ended") or "")
             if view.active(job.job_id) and (state == MISSING or retried):
-                state = RUNNING if view.state(job.job_id) in RUNNING_STATES else PENDING
+                state = RUNNING if view.running(job.job_id) else PENDING
         states[point.point_id] = state
-    ids = {p.point_id for p in points}
-    reasons = {pid: s.reason or "" for pid, s in scanned.items() if s.state == CORRUPT and pid in ids}
-    return SweepState(points, states, sum(1 for pid in stored if pid not in ids), view, reasons)
+    return SweepState(points, states, stored, view)
 
 
-def to_run(state: SweepState, retry_failed: bool, retry_corrupt: bool = False) -> list[Point]:
+def to_run(state: SweepState, retry_failed: bool, retry_corrupt: bool = False) -> list[PointTask]:
     """Points to submit: missing ones (and failed / corrupt ones when asked), never running/pending ones."""
     wanted = {MISSING} | ({FAILED} if retry_failed else set()) | ({CORRUPT} if retry_corrupt else set())
     return [p for p in state.points if state.states[p.point_id] in wanted]
@@ -205,19 +211,19 @@ def stop_submissions(submissions: list, wait_s: float = 15.0) -> tuple[list[str]
     from slurm.status import cancel, scheduler_view
 
     done, problems = cancel(submissions)
-    local = [s for s in submissions if s.executor == "local"]
+    attached = [s for s in submissions if not backends.get(s.executor).detached]  # those we wait for
     deadline = time.monotonic() + wait_s
-    while local and time.monotonic() < deadline:
-        view = scheduler_view(local)
-        alive = [j.job_id for s in local for j in s.jobs if view.state(j.job_id) == "RUNNING"]
+    while attached and time.monotonic() < deadline:
+        view = scheduler_view(attached)
+        alive = [j.job_id for s in attached for j in s.jobs if view.state(j.job_id) == "RUNNING"]
         if not alive:
             break
         time.sleep(0.2)
     else:
-        if local:
-            view = scheduler_view(local)
-            alive = [j.job_id for s in local for j in s.jobs if view.state(j.job_id) == "RUNNING"]
-            problems += [f"local job {job_id} is still running" for job_id in alive]
+        if attached:
+            view = scheduler_view(attached)
+            alive = [(s.executor, j.job_id) for s in attached for j in s.jobs if view.state(j.job_id) == "RUNNING"]
+            problems += [f"{executor} job {job_id} is still running" for executor, job_id in alive]
     return done, problems
 
 
@@ -225,11 +231,11 @@ def packs_of(plan: Plan, sweep: Sweep, retry_failed: bool) -> list[tuple]:
     """(resources, [Pack]) per array of the plan."""
     before = now_iso() if retry_failed else None
     work_dir = str(jobs_dir_for(sweep.store))
-    return [(array[0].resources, [Pack(str(sweep.store), work_dir, tuple(p.task() for p in job.points), before)
-                                  for job in array]) for array in plan.arrays if array]
+    return [(array[0].resources, [Pack(str(sweep.store), work_dir, job.points, before) for job in array])
+            for array in plan.arrays if array]
 
 
-def submit_sweep(sweep: Sweep, points: list[Point], executor: str, retry_failed: bool):
+def submit_sweep(sweep: Sweep, points: list[PointTask], backend: Backend, retry_failed: bool):
     """Create/update the store, pack ``points`` and submit them; returns [(Submission, submitit jobs)].
 
     Call it holding the store's lock. If the scheduler refuses the first array, the store and job folder
@@ -239,9 +245,9 @@ def submit_sweep(sweep: Sweep, points: list[Point], executor: str, retry_failed:
     jobs_dir = jobs_dir_for(sweep.store)
     new_store, new_jobs = not os.path.lexists(sweep.store), not os.path.lexists(jobs_dir)
     create_store(sweep.store, sweep.info(), store_provenance())
-    plan = pack(points, free_params(sweep))
+    plan = pack(points, sweep.resources_for, free_params(sweep))
     try:
-        return submit(packs_of(plan, sweep, retry_failed), executor, jobs_dir, sweep.name)
+        return submit(packs_of(plan, sweep, retry_failed), backend, jobs_dir, sweep.name)
     except (SubmitError, OSError) as err:
         if new_jobs and not jobbook.load(jobs_dir):
             shutil.rmtree(jobs_dir, ignore_errors=True)
@@ -252,35 +258,23 @@ def submit_sweep(sweep: Sweep, points: list[Point], executor: str, retry_failed:
         raise
 
 
-def _show_progress() -> bool:
-    return sys.stderr.isatty() and os.environ.get("DIFFBRAIN_NO_PROGRESS", "") in ("", "0")
-
-
 def summary(counts: Counter, total: int) -> str:
     return f"{counts[COMPLETE]}/{total} complete, {counts[FAILED]} failed, {counts[RUNNING]} running, " \
            f"{counts[PENDING]} pending"
 
 
-def wait(sweep: Sweep, points: list[Point], poll_s: float = 2.0, log_every_s: float = 30.0) -> SweepState:
-    """Block until no job of the sweep is queued or running; a rich bar on a terminal, else a line on
-    change (at most every ``log_every_s``). Polls squeue only (never sacct) every ``poll_s``."""
+def wait(sweep: Sweep, points: list[PointTask], poll_s: float = 2.0, log_every_s: float = 30.0) -> SweepState:
+    """Block until no job of the sweep is queued or running; a bar on a terminal, else a line on change (at
+    most every ``log_every_s``). Polls squeue only (never sacct) every ``poll_s``."""
     total = len(points)
-    progress = task = None
-    if _show_progress():
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), transient=False)
-        progress.start()
-        task = progress.add_task(sweep.name, total=total)
     last_line, last_time = "", 0.0
-    try:
+    with progress.bar(sweep.name, total=total, counted=True, transient=False) as shown:
         while True:
             state = sweep_state(sweep, points, finished_jobs=False, check=MARKER)
             counts = state.counts()
             line = summary(counts, total)
-            if progress is not None:
-                progress.update(task, completed=counts[COMPLETE] + counts[FAILED], description=line)
+            if progress.wanted():
+                shown.update(completed=counts[COMPLETE] + counts[FAILED], description=line)
             elif line != last_line and time.monotonic() - last_time >= log_every_s:
                 print(line, file=sys.stderr, flush=True)
                 last_line, last_time = line, time.monotonic()
@@ -288,6 +282,3 @@ def wait(sweep: Sweep, points: list[Point], poll_s: float = 2.0, log_every_s: fl
             if counts[RUNNING] + counts[PENDING] == 0 and not (unknown and counts[MISSING]):
                 return sweep_state(sweep, points)
             time.sleep(poll_s)
-    finally:
-        if progress is not None:
-            progress.stop()

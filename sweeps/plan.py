@@ -9,18 +9,20 @@ shapes kept adjacent (a process compiles each shape once, in order).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
+from hpc.tasks import PointTask
 from slurm.resources import Resources
-from sweeps.points import Point
+
+ResourcesOf = Callable[[dict], Resources]  # a point's canonical params -> its resources (Sweep.resources_for)
 
 
 @dataclass(frozen=True)
 class Job:
     """One array task: the points it runs, in order."""
 
-    points: tuple[Point, ...]
+    points: tuple[PointTask, ...]
     resources: Resources
 
 
@@ -35,32 +37,36 @@ class Plan:
         return tuple(job for array in self.arrays for job in array)
 
     @property
-    def points(self) -> tuple[Point, ...]:
+    def points(self) -> tuple[PointTask, ...]:
         return tuple(p for job in self.jobs for p in job.points)
 
 
-def shape_key(point: Point, free: Collection[str] = ()) -> tuple:
+def shape_key(point: PointTask, free: Collection[str] = ()) -> tuple:
     """The parameter values that may decide a point's shapes: all but the seed and ``free`` ones."""
     return tuple((k, v) for k, v in point.params.items() if k != "seed" and k not in free)
 
 
-def pack(points: list[Point], free: Collection[str] = ()) -> Plan:
+def pack(points: list[PointTask], resources_of: ResourcesOf, free: Collection[str] = ()) -> Plan:
     """Pack ``points`` (already filtered to those that must run) into arrays of jobs.
 
-    ``free``: parameters known not to change shapes (continuous random draws).
+    ``resources_of`` looks up a point's resources; ``free``: parameters known not to change shapes
+    (continuous random draws).
     """
-    arrays: dict[tuple, list[Point]] = {}
+    arrays: dict[tuple, list[PointTask]] = {}
+    array_resources: dict[tuple, Resources] = {}
     keys: dict[int, tuple] = {}  # the points share a few Resources objects: one array_key each
     for point in points:
-        key = keys.get(id(point.resources))
+        resources = resources_of(point.params)
+        key = keys.get(id(resources))
         if key is None:
-            key = keys[id(point.resources)] = point.resources.array_key()
+            key = keys[id(resources)] = resources.array_key()
+            array_resources.setdefault(key, resources)
         arrays.setdefault(key, []).append(point)
     out = []
-    for members in arrays.values():
-        resources = members[0].resources
+    for key, members in arrays.items():
+        resources = array_resources[key]
         k = resources.points_per_job
-        groups: dict[tuple, list[Point]] = {}
+        groups: dict[tuple, list[PointTask]] = {}
         for point in members:
             groups.setdefault(shape_key(point, free), []).append(point)
         jobs, rest = [], []
@@ -88,15 +94,16 @@ class PlanSummary:
     todo: int = 0
     arrays: list[tuple[Resources, int, int]] = field(default_factory=list)  # (resources, jobs, points)
     swept: list[str] = field(default_factory=list)
-    first: list[Point] = field(default_factory=list)
+    first: list[PointTask] = field(default_factory=list)
 
     @property
     def jobs(self) -> int:
         return sum(jobs for _, jobs, _ in self.arrays)
 
 
-def summarise(points: Iterable[Point], stored: dict[str, str], varying: Collection[str], free: Collection[str] = (),
-              rows: int = 10, done: Collection[str] = ("complete", "failed")) -> PlanSummary:
+def summarise(points: Iterable[PointTask], resources_of: ResourcesOf, stored: dict[str, str],
+              varying: Collection[str], free: Collection[str] = (), rows: int = 10,
+              done: Collection[str] = ("complete", "failed")) -> PlanSummary:
     """Stream ``points`` once: counts by ``stored`` state, the jobs that :func:`pack` would make of the
     points not ``done`` (packed by the ``varying`` parameters that may set shapes), the swept parameters."""
     out = PlanSummary()
@@ -123,10 +130,11 @@ def summarise(points: Iterable[Point], stored: dict[str, str], varying: Collecti
                 if state in done:
                     continue
         out.todo += 1
-        array = keys.get(id(point.resources))
+        own = resources_of(params)
+        array = keys.get(id(own))
         if array is None:
-            array = keys[id(point.resources)] = point.resources.array_key()
-            resources.setdefault(array, point.resources)
+            array = keys[id(own)] = own.array_key()
+            resources.setdefault(array, own)
         shape = tuple(params[k] for k in shape_keys)
         counts = groups.setdefault(array, {})
         counts[shape] = counts.get(shape, 0) + 1

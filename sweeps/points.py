@@ -1,4 +1,5 @@
-"""Expand a sweep into points with stable ids.
+"""Expand a sweep into points with stable ids: :class:`hpc.tasks.PointTask` s, what the runner takes (the plan
+looks up their resources: :meth:`sweeps.spec.Sweep.resources_for`).
 
 A point's id is the first 16 hex digits of the sha256 of the canonical JSON of ``{experiment, params}``
 where ``params`` are ``Experiment.validate`` output (defaults filled in, ints given for float parameters
@@ -14,13 +15,12 @@ import json
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from diffbrain.experiments import REQUIRED, ParamError
-from slurm.resources import Resources
+from hpc.tasks import PointTask
 from sweeps.errors import SpecError
-from sweeps.spec import Distribution, Sweep
+from sweeps.spec import Distribution, Sweep, matches
 
 
 def canonical_json(experiment: str, params: dict[str, Any]) -> str:
@@ -35,18 +35,6 @@ def canonical_json(experiment: str, params: dict[str, Any]) -> str:
 def point_id(experiment: str, params: dict[str, Any]) -> str:
     """Stable id of a point: ``params`` must already be canonical (``Experiment.validate`` output)."""
     return hashlib.sha256(canonical_json(experiment, params).encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class Point:
-    point_id: str
-    experiment: str
-    params: dict  # canonical: every declared parameter, sorted
-    resources: Resources
-
-    def task(self) -> tuple[str, str, dict]:
-        """The plain data the runner takes."""
-        return self.point_id, self.experiment, self.params
 
 
 def _draw(dist: Distribution, rng: random.Random) -> Any:
@@ -67,10 +55,6 @@ def random_samples(sweep: Sweep) -> list[dict[str, Any]]:
         return [{}]
     rng = random.Random(sweep.random_seed)
     return [{name: _draw(dist, rng) for name, dist in sweep.random.items()} for _ in range(sweep.random_count)]
-
-
-def _matches(params: dict[str, Any], table: dict[str, tuple]) -> bool:
-    return all(params.get(k) in values for k, values in table.items())
 
 
 def raw_points(sweep: Sweep) -> list[dict[str, Any]]:
@@ -139,7 +123,7 @@ def _section_of(sweep: Sweep, name: str) -> str:
     return "random" if name in sweep.random else "params"
 
 
-def iter_points(sweep: Sweep, with_optional: bool = False) -> Iterator[Point]:
+def iter_points(sweep: Sweep, with_optional: bool = False) -> Iterator[PointTask]:
     """The sweep's points in expansion order, one at a time (nothing is materialised but the value lists).
 
     Every value was checked when the file was loaded, so a point's canonical parameters are the defaults
@@ -185,7 +169,7 @@ def iter_points(sweep: Sweep, with_optional: bool = False) -> Iterator[Point]:
             for index, key, value, fragment in part:
                 params[key] = value
                 parts[index] = fragment
-        if drop and any(_matches(params, table) for table in drop):
+        if drop and any(matches(params, table) for table in drop):
             continue
         pid = hashlib.sha256((head + ",".join(parts) + "}}").encode()).hexdigest()[:16]
         if check:
@@ -195,16 +179,11 @@ def iter_points(sweep: Sweep, with_optional: bool = False) -> Iterator[Point]:
                 root = err.field.split(".")[0]
                 key = f"{_section_of(sweep, root)}.{err.field}" if root in slot else err.field
                 spelled = _spelled(params, sweep)
-                raise SpecError(f"{key} of point {pid}" + (f" ({spelled})" if spelled else ""), err.problem,
-                                err.fix) from None
-        resources = sweep.resources
-        for override in sweep.overrides:
-            if _matches(params, override.match):
-                resources = override.resources
-        yield Point(pid, exp.name, params, resources)
+                raise err.at(f"{key} of point {pid}" + (f" ({spelled})" if spelled else "")) from None
+        yield PointTask(pid, exp.name, params)
 
 
-def expand(sweep: Sweep, with_optional: bool = False) -> list[Point]:
+def expand(sweep: Sweep, with_optional: bool = False) -> list[PointTask]:
     """The sweep's points in expansion order, without duplicates (a repeat keeps its first place).
 
     ``[[exclude]]`` and (unless ``with_optional``) ``[[optional]]`` tables drop the points they match,
@@ -221,7 +200,7 @@ def raise_all_excluded() -> None:
                     "loosen [[exclude]] / [[optional]] (or pass --with-optional)")
 
 
-def swept_names(points: list[Point]) -> list[str]:
+def swept_names(points: list[PointTask]) -> list[str]:
     """Parameters whose value differs between points (in the first point's key order)."""
     if not points:
         return []

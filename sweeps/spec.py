@@ -11,7 +11,6 @@ The file format is described in examples/first.toml and the README; in short: ``
 from __future__ import annotations
 
 import contextvars
-import math
 import os
 import re
 import tomllib
@@ -19,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analysis.errors import BadPath
 from analysis.paths import check_writable, user_path
-from diffbrain.experiments import REQUIRED, Experiment, ParamError
-from slurm.resources import EXECUTORS, Resources
+from diffbrain.experiments import REQUIRED, Experiment
+from slurm.resources import PER_SUBMISSION, Resources, resource_fields
 from sweeps.errors import SpecError
 
 # the folder of the sweep file being loaded: relative paths of `path` parameters are relative to it
@@ -32,24 +30,11 @@ TOP_KEYS = ("name", "experiment", "store", "description", "params", "grid", "zip
 TABLES = ("params", "grid", "random", "resources")  # merged key by key by a variant
 DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-# resources key -> (type, check, fix)
-_POS_INT = (int, lambda v: v >= 1, "give an integer >= 1")
-RESOURCE_KEYS: dict[str, tuple] = {
-    "executor": (str, lambda v: v in EXECUTORS, f"use one of: {', '.join(EXECUTORS)}"),
-    "partition": (str, bool, "give a partition name (sinfo lists them)"),
-    "account": (str, bool, "give an account name"),
-    "qos": (str, bool, "give a QOS name"),
-    "constraint": (str, bool, "give a node feature constraint"),
-    "gpus_per_node": (int, lambda v: v >= 0, "give an integer >= 0"),
-    "cpus_per_task": _POS_INT,
-    "mem_gb": (float, lambda v: v > 0 and math.isfinite(v), "give a memory size in GB > 0"),
-    "timeout_min": _POS_INT,
-    "array_parallelism": _POS_INT,
-    "points_per_job": _POS_INT,
-    "setup": (list, lambda v: all(isinstance(s, str) for s in v), "give a list of shell lines"),
-    "signal_delay_s": (int, lambda v: v >= 1, "give seconds >= 1 (keep it well below timeout_min * 60)"),
-    "max_requeues": (int, lambda v: v >= 0, "give an integer >= 0"),
-}
+
+
+def matches(params: dict[str, Any], table: dict[str, tuple]) -> bool:
+    """Whether ``params`` match a ``[[exclude]]`` / ``[[optional]]`` / override table (every key among its values)."""
+    return all(params.get(k) in values for k, values in table.items())
 
 
 @dataclass(frozen=True)
@@ -88,6 +73,15 @@ class Sweep:
     variant: str | None
     spec: dict = field(repr=False)  # the parsed file after the variant: stored in the store's attrs
 
+    def resources_for(self, params: dict[str, Any]) -> Resources:
+        """The resources of a point with these canonical ``params``: the last override that matches, else the
+        file's (the same objects for every point, so the plan groups them cheaply)."""
+        resources = self.resources
+        for override in self.overrides:
+            if matches(params, override.match):
+                resources = override.resources
+        return resources
+
     def info(self) -> dict:
         """What the store keeps about the sweep (root attr ``sweep``)."""
         return {"name": self.name, "experiment": self.experiment.name, "spec": self.spec, "source": self.source,
@@ -123,16 +117,10 @@ def _tables(spec: dict, key: str) -> list:
 
 
 def _param_value(exp: Experiment, name: str, value: Any, key: str, section: str) -> Any:
-    try:
-        param = exp.param(name)
-    except ParamError as err:
-        raise SpecError(f"{section}.{name}", err.problem, err.fix) from None
-    try:
-        value = param.coerce(value, where=key)
-    except ParamError as err:
-        raise SpecError(err.field, err.problem, err.fix) from None
+    param = exp.param(name, where=f"{section}.{name}")
+    value = param.coerce(value, where=key)
     base = _BASE_DIR.get()
-    if param.path and value and base is not None:
+    if param.is_path(value) and base is not None:
         value = os.path.normpath(base / os.path.expanduser(value))  # relative to the sweep file's folder
     return value
 
@@ -188,10 +176,7 @@ def _random(exp: Experiment, table: dict) -> tuple[int, int, dict[str, Distribut
             raise SpecError(key, f"expected one of {', '.join(DISTRIBUTIONS)}, got {spec!r}", fix)
         kind, args = next(iter(spec.items()))
         key = f"{key}.{kind}"
-        try:
-            param = exp.param(name)
-        except ParamError as err:
-            raise SpecError(f"random.{name}", err.problem, err.fix) from None
+        param = exp.param(name, where=f"random.{name}")
         if kind == "choice":
             values = _value_list(exp, "random", name, args, allow_scalar=False, unique=True)
             dists[name] = Distribution(kind, values)
@@ -216,16 +201,17 @@ def _random(exp: Experiment, table: dict) -> tuple[int, int, dict[str, Distribut
 
 
 def _resource_values(table: dict, section: str, flag_names: dict[str, str]) -> dict:
+    declared = resource_fields()
     out = {}
     for key, value in table.items():
         where = flag_names.get(key, f"{section}.{key}")
-        if key not in RESOURCE_KEYS:
-            raise SpecError(where, "unknown resource", f"use one of: {', '.join(RESOURCE_KEYS)}")
-        kind, check, fix = RESOURCE_KEYS[key]
-        value = _expect(value, kind, where, fix)
-        if not check(value):
-            raise SpecError(where, f"{value!r} is not allowed", fix)
-        out[key] = tuple(value) if key == "setup" else value
+        if key not in declared:
+            raise SpecError(where, "unknown resource", f"use one of: {', '.join(declared)}")
+        spec = declared[key]
+        value = _expect(value, spec.kind, where, spec.fix)
+        if not spec.check(value):
+            raise SpecError(where, f"{value!r} is not allowed", spec.fix)
+        out[key] = tuple(value) if spec.kind is list else value
     return out
 
 
@@ -250,7 +236,7 @@ def _overrides(exp: Experiment, base: Resources, tables: Any, flags: dict) -> tu
         if not isinstance(match, dict) or not match:
             raise SpecError(f"{where}.match", "missing or empty", "give match = { parameter = value, ... }")
         rest = {k: v for k, v in table.items() if k != "match"}
-        for k in ("executor", "points_per_job"):
+        for k in PER_SUBMISSION:
             if k in rest:
                 raise SpecError(f"{where}.{k}", "cannot differ between points of one submission",
                                 "set it in [resources]")
@@ -288,10 +274,7 @@ def load_sweep(path: str | Path, variant: str | None = None, flags: dict[str, An
     ``variant`` applies ``[variant.NAME]`` (its tables merge key by key into the file's; other keys are
     replaced). ``flags`` are resource values from the command line (they win over the file).
     """
-    try:
-        path = user_path(path, "sweep file")
-    except BadPath as err:
-        raise SpecError(err.field, err.problem, err.fix) from None
+    path = user_path(path, "sweep file")
     try:
         if path.exists() and not path.is_file():
             raise SpecError(str(path), "is not a regular file", "give the path of a .toml file")
@@ -334,18 +317,13 @@ def _load(path: Path, source: str, raw: dict, variant: str | None, flags: dict[s
 
     try:
         exp = get(spec["experiment"])
-    except ParamError as err:
-        raise SpecError("experiment", err.problem, err.fix) from None
     except ImportError as err:  # registered, but its module is missing from this installation
         raise SpecError("experiment", f"{spec['experiment']!r} cannot be loaded here ({err})",
                         "install a diffbrain version that has it") from None
     store = _expect(spec.get("store", f"results/{spec['name']}.zarr"), str, "store", "give a folder path")
     if not store.strip():
         raise SpecError("store", "empty", "give a folder path such as results/scan.zarr")
-    try:
-        store_path = check_writable((path.parent / os.path.expanduser(user_path(store, "store"))).resolve(), "store")
-    except BadPath as err:
-        raise SpecError(err.field, err.problem, err.fix) from None
+    store_path = check_writable((path.parent / os.path.expanduser(user_path(store, "store"))).resolve(), "store")
     if store_path.suffix in (".jobs", ".lock"):
         raise SpecError("store", f"must not end in {store_path.suffix} (that name holds the sweep's "
                         f"{'job files' if store_path.suffix == '.jobs' else 'submit lock'})",

@@ -45,9 +45,10 @@ class Experiment:
         object.__setattr__(self, "_by_name", {p.name: p for p in params})
         object.__setattr__(self, "_checked", tuple(p for p in params if p.path or p.check is not None))
 
-    def param(self, name: str) -> Param:
+    def param(self, name: str, where: str = "") -> Param:
+        """The declared parameter ``name``; :class:`ParamError` naming ``where`` (else ``name``) if unknown."""
         if name not in self._by_name:
-            raise ParamError(name, f"unknown parameter for experiment {self.name!r}",
+            raise ParamError(where or name, f"unknown parameter for experiment {self.name!r}",
                              f"use one of: {', '.join(sorted(self._by_name))}")
         return self._by_name[name]
 

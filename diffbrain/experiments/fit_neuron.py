@@ -16,56 +16,25 @@ import math
 from collections.abc import Mapping
 from functools import lru_cache
 
+from diffbrain import assignments
 from diffbrain.errors import BadInput
 from diffbrain.experiments.base import Experiment, Param, ParamError, RunContext
+from diffbrain.methods import FIT_METHODS
 from diffbrain.neuron import MODELS
+from diffbrain.traces import PROTOCOLS
 
-METHOD_NAMES = ("gradient", "de", "pso", "twopointsde", "bayes")
-PROTOCOL_NAMES = ("steps", "ramps", "noise")
+METHOD_NAMES = FIT_METHODS
+PROTOCOL_NAMES = PROTOCOLS
 
 
 def parse_assignments(text: str, field: str) -> dict[str, float]:
     """``"NAME=VALUE,NAME=VALUE"`` -> {name: float} (ParamError naming ``field``)."""
-    out = {}
-    for item in (part.strip() for part in text.replace(";", ",").split(",")):
-        if not item:
-            continue
-        name, sep, value = item.partition("=")
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-        if not sep or not name.strip() or not math.isfinite(number):
-            raise ParamError(field, f"{item!r} is not NAME=NUMBER", "write e.g. A1=0.5,A2=-0.1")
-        out[name.strip()] = number
-    return out
+    return assignments.numbers(assignments.split_text(text), field, "write e.g. A1=0.5,A2=-0.1", ParamError)
 
 
 def bounds_from_text(model_name: str, text: str, field: str = "bounds") -> dict[str, tuple[float, float]]:
     """The model's search bounds with ``"NAME=LO:HI,..."`` applied (ParamError naming ``field``); no JAX."""
-    model = MODELS[model_name]
-    out = model.bounds()
-    for item in (part.strip() for part in text.replace(";", ",").split(",")):
-        if not item:
-            continue
-        name, sep, rest = item.partition("=")
-        name = name.strip()
-        low_text, colon, high_text = rest.partition(":")
-        if not sep or not colon or not name:
-            raise ParamError(field, f"{item!r} is not NAME=LO:HI", "write bounds like a=0:0.1,k1=0.1:1")
-        if name not in out:
-            raise ParamError(f"{field}.{name}", f"{name!r} is not a fitted parameter of {model_name!r}",
-                             f"bound one of: {', '.join(out)}")
-        try:
-            low, high = float(low_text), float(high_text)
-        except ValueError:
-            raise ParamError(f"{field}.{name}", f"{rest!r} is not LO:HI numbers", "write e.g. a=0:0.1") from None
-        if not (math.isfinite(low) and math.isfinite(high)):
-            raise ParamError(f"{field}.{name}", f"bounds {rest!r} are not finite", "give finite LO:HI")
-        if low >= high:
-            raise ParamError(f"{field}.{name}", f"low {low:g} is not below high {high:g}", "give LO:HI with LO < HI")
-        out[name] = (low, high)
-    return out
+    return assignments.bounds(text, MODELS[model_name].bounds(), model_name, field, ParamError)
 
 
 @lru_cache(maxsize=1024)

@@ -16,6 +16,13 @@ if TYPE_CHECKING:
     import xarray as xr
 
 
+def check_connectome(params) -> None:
+    """At ``sweep plan``: a connectome point's source loads and its selections and sign rules fit it."""
+    from diffbrain.network.connectome import check_wiring
+
+    check_wiring(dict(params))
+
+
 def run(params: dict, ctx: RunContext):
     from diffbrain.network.run import run_network
 
@@ -86,10 +93,47 @@ def to_dataset(rec) -> xr.Dataset:
         "grad_check": ("grad_check", checks["iteration"].astype(np.int64)),
         "projection": ("projection", np.asarray(projections)),
     }
-    attrs = {"method": p["method"], "conn_method": p["conn_method"], "n_rec": int(p["n_rec"]), "mode": p["mode"],
-             "resumed_from_iteration": int(rec.resumed_from),
+    attrs = {"method": p["method"], "conn_method": p["conn_method"], "n_rec": int(rec.is_excitatory.size),
+             "mode": p["mode"], "resumed_from_iteration": int(rec.resumed_from),
              "method_defaults_used": ",".join(rec.defaults_used)}
+    if rec.connectome is not None:
+        extra_data, extra_coords, extra_attrs = connectome_variables(rec.connectome)
+        data.update(extra_data)
+        coords.update(extra_coords)
+        attrs.update(extra_attrs)
     return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def connectome_variables(c: dict) -> tuple[dict, dict, dict]:
+    """The connectome part of the dataset (docs/store-format.md): per neuron, and per cell class / transmitter
+    of the presynaptic neuron before and after training."""
+    import numpy as np
+
+    data = {
+        "neuron_name": (("neuron",), c["names"].astype(str)),
+        "neuron_class": (("neuron",), c["classes"].astype(str)),
+        "neuron_transmitter": (("neuron",), c["transmitters"].astype(str)),
+        "transmitter_share": (("neuron",), c["transmitter_share"],
+                              {"units": "1", "long_name": "share of the neuron's synapses carrying its transmitter"}),
+        "n_transmitters": (("neuron",), c["n_transmitters"], {"units": "1"}),
+        "source_index": (("neuron",), c["source_index"], {"units": "1", "long_name": "node index in the source"}),
+        "is_input": (("neuron",), c["is_input"]),
+        "is_output": (("neuron",), c["is_output"]),
+        "w_group_bin_edges": (("wg_edge",), c["bin_edges"], {"units": "S", "long_name": "log-spaced weight bins"}),
+    }
+    coords = {"stage": ("stage", np.asarray(["initial", "final"]))}
+    for grouping, dim in (("class", "cell_class"), ("transmitter", "transmitter")):
+        g = c["groups"][grouping]
+        coords[dim] = (dim, g["names"].astype(str))
+        data[f"w_hist_{grouping}"] = (("stage", dim, "wg_bin"), g["hist"], {"units": "1"})
+        data[f"w_mean_{grouping}"] = (("stage", dim), g["mean"], {"units": "S"})
+        data[f"synapses_{grouping}"] = ((dim,), g["synapses"], {"units": "1"})
+        data[f"neurons_{grouping}"] = ((dim,), g["neurons"], {"units": "1"})
+        data[f"rate_{grouping}"] = ((dim,), g["rate"], {"units": "Hz"})
+    attrs = {"connectome": c["source"], "transmitter_rule": c["transmitter_rule"],
+             "transmitter_source": c["transmitter_source"], "n_mixed_transmitter_neurons": int(c["n_mixed"]),
+             "n_synapses": int(c["n_synapses"]), "n_gap_junctions": int(c["n_gap_junctions"])}
+    return data, coords, attrs
 
 
 EXPERIMENT = Experiment(
@@ -98,4 +142,5 @@ EXPERIMENT = Experiment(
     run=run,
     help="Train a conductance-based E/I spiking network on evidence accumulation (bptt, diag or expsm_diag).",
     must_be_finite=("loss", "test_loss"),
+    check=check_connectome,
 )

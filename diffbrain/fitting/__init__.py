@@ -7,13 +7,13 @@ Importing this package imports JAX; command-line and experiment modules import i
 from __future__ import annotations
 
 from diffbrain.errors import BadInput
-from diffbrain.fitting.baselines import METHODS as BASELINES
 from diffbrain.fitting.baselines import fit_baseline
 from diffbrain.fitting.gradient import fit_gradient, fit_gradient_sequential
 from diffbrain.fitting.problem import FitProblem, make_problem, parse_bounds, parse_bounds_text
 from diffbrain.fitting.result import FitResult
+from diffbrain.methods import BASELINE_METHODS as BASELINES
+from diffbrain.methods import FIT_METHODS as METHODS
 
-METHODS = ("gradient",) + BASELINES
 GRADIENT_EVALS_PER_START = 200  # default budget of the gradient method, per start
 BASELINE_ITERATIONS = 5  # default budget of the baselines: population x 5 (the paper's setting)
 

@@ -18,8 +18,8 @@ import numpy as np
 from diffbrain.errors import BadInput
 from diffbrain.fitting import problem as fp
 from diffbrain.fitting.result import FitResult, Progress, objective_to_loss
+from diffbrain.methods import BASELINE_METHODS as METHODS
 
-METHODS = ("de", "pso", "twopointsde", "bayes")
 _PENALTY = 1e10
 
 

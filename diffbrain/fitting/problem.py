@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from diffbrain import losses
+from diffbrain import assignments, losses
 from diffbrain.errors import BadInput
 from diffbrain.neuron import get_model
 from diffbrain.traces import Traces
@@ -68,39 +68,19 @@ class FitProblem:
 
 def parse_bounds(model: str, bounds: Mapping[str, tuple[float, float]] | None, field: str = "bounds") -> dict:
     """The model's default bounds overridden by ``bounds`` {name: (low, high)}, checked (BadInput)."""
-    neuron = get_model(model)
-    out = neuron.bounds()
+    given = {}
     for name, pair in dict(bounds or {}).items():
-        if name not in out:
-            raise BadInput(f"{field}.{name}", f"{name!r} is not a fitted parameter of {model!r}",
-                           f"bound one of: {', '.join(out)}")
         try:
-            low, high = (float(x) for x in pair)
+            given[name] = tuple(float(x) for x in pair)
+            low, high = given[name]
         except (TypeError, ValueError) as exc:
             raise BadInput(f"{field}.{name}", f"{pair!r} is not two numbers", "give LOW:HIGH") from exc
-        if not (np.isfinite(low) and np.isfinite(high)):
-            raise BadInput(f"{field}.{name}", f"bounds {low}:{high} are not finite", "give finite LOW:HIGH")
-        if low >= high:
-            raise BadInput(f"{field}.{name}", f"low {low} is not below high {high}", "give LOW:HIGH with LOW < HIGH")
-        out[name] = (low, high)
-    return out
+    return assignments.check_bounds(get_model(model).bounds(), given, model, field)
 
 
 def parse_bounds_text(model: str, text: str, field: str = "bounds") -> dict:
     """Bounds from ``"NAME=LO:HI,NAME=LO:HI"`` (empty: the model's defaults)."""
-    pairs = {}
-    for item in (part.strip() for part in text.replace(";", ",").split(",")):
-        if not item:
-            continue
-        name, sep, rest = item.partition("=")
-        low, colon, high = rest.partition(":")
-        if not sep or not colon:
-            raise BadInput(field, f"{item!r} is not NAME=LO:HI", "write bounds like a=0:0.1,k1=0.1:1")
-        try:
-            pairs[name.strip()] = (float(low), float(high))
-        except ValueError as exc:
-            raise BadInput(f"{field}.{name.strip()}", f"{rest!r} is not LO:HI numbers", "write e.g. 0:0.1") from exc
-    return parse_bounds(model, pairs, field)
+    return assignments.bounds(text, get_model(model).bounds(), model, field)
 
 
 def make_problem(model: str, target: str, traces: Traces, bounds: Mapping | None = None,

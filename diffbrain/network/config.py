@@ -15,13 +15,22 @@ from dataclasses import asdict, dataclass, fields
 from diffbrain.params import Param, ParamError
 
 METHODS = ("bptt", "diag", "expsm_diag")
-CONN_METHODS = ("dense", "rand", "fixed_in", "fixed_out", "gaussian")
+CONN_METHODS = ("dense", "rand", "fixed_in", "fixed_out", "gaussian", "connectome")
 SPARSE_IMPLS = ("auto", "event", "masked_dense")
 LR_SCHEDULES = ("constant", "exponential", "cosine")
 MODES = ("train", "sim")
 
+
+def _looks_like_file(value: str) -> bool:
+    """Whether a ``connectome`` value is a file rather than a dataset name (then it is a path parameter)."""
+    from diffbrain.network.connectome import looks_like_file
+
+    return looks_like_file(value)
+
+
 NETWORK_PARAMS: tuple[Param, ...] = (
-    Param("n_rec", int, 200, "recurrent neurons, split 4:1 into excitatory and inhibitory", low=5),
+    Param("n_rec", int, 200, "recurrent neurons, split 4:1 into excitatory and inhibitory (connectome: ignored, "
+          "the connectome sets the neurons and their split)", low=5),
     Param("w_ei_ratio", float, 4.0, "scale of inhibitory relative to excitatory initial weights", positive=True),
     Param("ff_scale", float, 1.0, "scale of the initial feed-forward weights", low=0.0),
     Param("rec_scale", float, 0.5, "scale of the initial recurrent weights", low=0.0),
@@ -44,7 +53,21 @@ NETWORK_PARAMS: tuple[Param, ...] = (
           "sparse recurrent operator: event-driven CSR (brainevent), the masked dense matrix, or auto "
           "(whichever is faster for the method and size, from the measured crossover table)",
           choices=SPARSE_IMPLS),
+    # conn_method = "connectome" (diffbrain.network.connectome)
+    Param("connectome", str, "", "connectome: a dataset of the cect package (Cook2019Herm, Wang2024Herm, Witvliet1-8, "
+          "Varshney, ...; case-insensitive) or a file: CSV edge list pre,post,weight[,transmitter] or NPZ CSR arrays",
+          path=True, path_when=_looks_like_file),
+    Param("connectome_nodes", str, "", "node table (CSV name,class,transmitter) of a connectome file", path=True),
+    Param("connectome_classes", str, "", "cell classes (or neuron names) that become network neurons, comma-separated; "
+          "'all' for every node; default: the neurons (C. elegans: sensory, inter, motor, polymodal, other_neuron)"),
+    Param("transmitter_signs", str, "", "sign overrides NAME=+|- by transmitter, comma-separated (defaults: "
+          "acetylcholine +, glutamate +, gaba -, other +)"),
+    Param("input_neurons", str, "", "cell classes or neuron names that receive the task input [default: sensory]"),
+    Param("output_neurons", str, "", "cell classes or neuron names the readout sees [default: inter,motor]"),
+    Param("gap_scale", float, 0.0, "conductance of one gap junction relative to the leak (0: no electrical coupling)",
+          low=0.0),
 )
+
 
 TASK_PARAMS: tuple[Param, ...] = (
     Param("t_interval", float, 50.0, "silence before each cue, ms", low=0.0),
@@ -117,7 +140,7 @@ ALL_PARAMS: tuple[Param, ...] = NETWORK_PARAMS + TASK_PARAMS + TRAINING_PARAMS +
 
 
 def _pick(cls, params: dict):
-    return cls(**{f.name: params[f.name] for f in fields(cls)})
+    return cls(**{f.name: params[f.name] for f in fields(cls) if f.name != "exc_count"})
 
 
 @dataclass(frozen=True)
@@ -143,10 +166,18 @@ class NetworkConfig:
     conn_width: float = 0.1
     self_synapses: bool = False
     sparse_impl: str = "auto"
+    connectome: str = ""
+    connectome_nodes: str = ""
+    connectome_classes: str = ""
+    transmitter_signs: str = ""
+    input_neurons: str = ""
+    output_neurons: str = ""
+    gap_scale: float = 0.0
+    exc_count: int | None = None  # not a parameter: a connectome's own E/I split (Wiring.resolve)
 
     @property
     def n_exc(self) -> int:
-        return int(self.n_rec * 0.8)
+        return int(self.n_rec * 0.8) if self.exc_count is None else self.exc_count
 
     @property
     def n_inh(self) -> int:
@@ -178,7 +209,12 @@ class NetworkConfig:
 
     @classmethod
     def from_params(cls, params: dict) -> NetworkConfig:
-        return _pick(cls, params).check()
+        cfg = _pick(cls, params).check()
+        if cfg.conn_method == "connectome":  # the connectome sets the size and the E/I split
+            from diffbrain.network.connectome import build_wiring
+
+            cfg = build_wiring(cfg).resolve(cfg)
+        return cfg
 
 
 @dataclass(frozen=True)

@@ -304,6 +304,10 @@ def expected_synapses(cfg: NetworkConfig) -> float:
     m = n if cfg.self_synapses else n - 1
     if cfg.conn_method == "dense":
         return float(n * n)
+    if cfg.conn_method == "connectome":  # the data's synapses (the wiring is cached: loaded once)
+        from diffbrain.network.connectome import build_wiring
+
+        return float(build_wiring(cfg).nnz)
     if cfg.conn_method == "rand":
         return n * m * cfg.conn_prob
     if cfg.conn_method in ("fixed_in", "fixed_out"):

@@ -112,6 +112,32 @@ class DaleProjection(brainstate.nn.Module):
         return self.structure.to_dense(self.effective_values())
 
 
+class GapJunctions:
+    """Symmetric electrical coupling: neuron i receives ``sum_j g_ij (V_j - V_i)`` (mA with the 1-ohm membrane).
+
+    Returned as a leak conductance ``sum_j g_ij`` (S, constant) and a current ``sum_j g_ij V_j`` (mA), so the
+    membrane's exact step takes them like its other conductances. The conductances are fixed (not trained).
+    Online learning treats the neighbours' potentials as an input (no gradient through them, as for the
+    recurrent spikes); BPTT differentiates through them.
+    """
+
+    def __init__(self, structure: Structure, conductance: np.ndarray, online: bool):
+        pre, post = structure.pre_post()
+        self.pre, self.post = jnp.asarray(pre), jnp.asarray(post)
+        self.g = jnp.asarray(conductance, dtype=jnp.float32)
+        self.n = structure.n_post
+        self.total = jnp.asarray(np.bincount(post, weights=conductance, minlength=self.n), dtype=jnp.float32)
+        self.online = online
+
+    def __call__(self, v):
+        vm = u.get_magnitude(v / u.mV)
+        if self.online:
+            vm = jax.lax.stop_gradient(vm)
+        flows = jnp.moveaxis(jnp.take(vm, self.pre, axis=-1) * self.g, -1, 0)  # [nnz, ...]
+        current = jnp.moveaxis(jax.ops.segment_sum(flows, self.post, num_segments=self.n), 0, -1)
+        return self.total * u.siemens, current * u.mA
+
+
 class EINetwork(brainstate.nn.Module):
     """The E/I network; ``update(x)`` advances one time step and returns the readout ``[..., n_out]``.
 
@@ -125,14 +151,25 @@ class EINetwork(brainstate.nn.Module):
         """``method`` (bptt, diag, expsm_diag or simulation) selects the sparse operator when
         ``cfg.sparse_impl`` is ``auto``; default: bptt, or expsm_diag when ``online``."""
         super().__init__()
+        rng = np.random.default_rng(seed)
+        self.wiring = None  # a connectome's wiring (conn_method = "connectome"), else None
+        if cfg.conn_method == "connectome":
+            from diffbrain.network.connectome import build_wiring, connectome_weights
+
+            self.wiring = build_wiring(cfg)
+            cfg = self.wiring.resolve(cfg)  # the connectome's size and E/I split
+            exc, inh = self.wiring.exc, self.wiring.inh
+            ff_structure = self.wiring.input_structure(n_in)  # the task input onto the input neurons only
+            init = weights or connectome_weights(cfg, self.wiring, n_in, n_out, rng)
+        else:
+            exc, inh = recurrent_structures(cfg, rng)
+            ff_structure = Structure.dense(n_in, cfg.n_rec)
+            init = weights or initial_weights(cfg, n_in, n_out, exc, inh, rng)
         self.cfg = cfg
         self.n_in, self.n_out, self.n_rec = n_in, n_out, cfg.n_rec
         self.n_exc, self.n_inh = cfg.n_exc, cfg.n_inh
         self.online = online
         self.method = method or ("expsm_diag" if online else "bptt")
-        rng = np.random.default_rng(seed)
-        exc, inh = recurrent_structures(cfg, rng)
-        init = weights or initial_weights(cfg, n_in, n_out, exc, inh, rng)
         self.initial = init
         impl = cfg.sparse_impl
         if impl == "auto":
@@ -140,10 +177,15 @@ class EINetwork(brainstate.nn.Module):
         self.sparse_impl = impl
         forward_only = self.method == "simulation"
         # the input and the excitatory neurons both open the excitatory channel
-        self.ff = DaleProjection(Structure.dense(n_in, cfg.n_rec), init.ff, "dense", online)
+        self.ff = DaleProjection(ff_structure, init.ff, impl if ff_structure.sparse else "dense", online, forward_only)
         self.exc = DaleProjection(exc, init.exc, impl, online, forward_only)
         self.inh = DaleProjection(inh, init.inh, impl, online, forward_only)
         self.readout = brainstate.ParamState(jnp.asarray(init.readout, dtype=jnp.float32))
+        # the neurons the readout sees (None: all) and the gap junctions (None: no electrical coupling)
+        self.readout_neurons = None if self.wiring is None else jnp.asarray(self.wiring.outputs)
+        self.gap = None
+        if self.wiring is not None and self.wiring.gap is not None and cfg.gap_scale > 0:
+            self.gap = GapJunctions(self.wiring.gap, self.wiring.gap_counts * cfg.gap_scale, online)
         self.spike_fn = braintools.surrogate.ReluGrad()
         self.decay_syn = float(np.exp(-cfg.dt / cfg.tau_syn))
         self.decay_out = float(np.exp(-cfg.dt / cfg.tau_out))
@@ -213,7 +255,9 @@ class EINetwork(brainstate.nn.Module):
     def advance(self, states: tuple, d_exc, d_inh) -> tuple:
         """The new hidden states from the previous ones and this step's conductance increments (S): a pure,
         elementwise function of each neuron's own states (the projections' inputs are outside it), so
-        its Jacobian with respect to ``states`` is D-RTRL's per-neuron block."""
+        its Jacobian with respect to ``states`` is D-RTRL's per-neuron block. Gap junctions couple neurons
+        through the last step's potentials; online they are an input (no gradient through the neighbours,
+        :class:`GapJunctions`), so only a neuron's own leak ``sum_j g_ij`` enters its block."""
         v_old, i_a_old, g_e_old, g_i_old, tr_old = states
         spk = self.spikes(v_old)
 
@@ -232,6 +276,10 @@ class EINetwork(brainstate.nn.Module):
             g_e, g_i = g_exc(), g_inh()
             rate = 1.0 / self.tau + self.resistance * g_e / self.tau + self.resistance * g_i / self.tau
             drive = self.resistance * (g_e * self.e_exc + g_i * self.e_inh + adaptation()) / self.tau
+            if self.gap is not None:  # electrical coupling sum_j g_ij (V_j - V_i), neighbours at the last step
+                g_gap, i_gap = self.gap(v_old)
+                rate = rate + self.resistance * g_gap / self.tau
+                drive = drive + self.resistance * i_gap / self.tau
             return v + (drive - rate * v) * (-u.math.expm1(-rate * self.dt)) / rate
 
         # leaky rate readout: each neuron's membrane is low-pass filtered (tau_out) inside the neuron's own
@@ -240,7 +288,10 @@ class EINetwork(brainstate.nn.Module):
         return membrane(), adaptation(), g_exc(), g_inh(), trace
 
     def logits(self, trace, readout=None):
-        """The readout ``[..., n_out]``: the filtered potentials standardised across neurons, read out linearly."""
+        """The readout ``[..., n_out]``: the filtered potentials of the readout neurons (all, or a connectome's
+        outputs) standardised across them, read out linearly."""
+        if self.readout_neurons is not None:
+            trace = trace[..., self.readout_neurons]
         rec = jax.nn.standardize(u.get_magnitude(trace / u.mV), axis=-1)
         return braintrace.matmul(rec, self.readout.value if readout is None else readout)
 

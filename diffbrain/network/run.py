@@ -70,6 +70,7 @@ class RunRecord:
     grad_checks: dict[str, np.ndarray]  # _CHECKS -> values, one per check
     resumed_from: int = 0
     memory: dict | None = None  # bytes: estimate (before building), structure and states as built
+    connectome: dict | None = None  # conn_method = "connectome": connectome_records.connectome_record
 
 
 def _restore(trainer: Trainer, recorder: WeightRecorder, ck: ckpt_io.Checkpoint, history: dict,
@@ -138,6 +139,9 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
         ck = ckpt_io.load(source, "load_checkpoint")
         ckpt_io.check_matches(ck, params, fps[0], source, True, fps[1], "load_checkpoint")
         trainer.set_weights(ck.weights)
+    # a connectome's per-synapse weights before training (as initialised or loaded; taken before a resume)
+    model = trainer.model
+    before = np.concatenate(model.effective_recurrent()) if model.wiring is not None else None
 
     path = Path(ctx.checkpoint_dir) / ckpt_io.FILENAME if ctx.checkpoint_dir and training else None
     start = 0
@@ -176,6 +180,14 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
 
     sim = simulate(data_key(params["seed"], TEST_STREAM))
     resolved = resolve_training(params)
+    connectome = None
+    if before is not None:
+        from diffbrain.network.connectome_records import connectome_record
+        from diffbrain.network.recording import firing_rates
+
+        after = np.concatenate(model.effective_recurrent())
+        connectome = connectome_record(model.wiring, before, after, firing_rates(sim.raster, net_cfg.dt),
+                                       params["hist_bins"], params["transmitter_signs"])
     return RunRecord(
         params=params,
         history={k: np.asarray(v, dtype=np.float32) for k, v in history.items()},
@@ -187,4 +199,5 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
         grad_checks={k: np.asarray(v, dtype=np.float32) for k, v in checks.items()}, resumed_from=start,
         memory={"estimated_bytes": estimate.total, "structure_bytes": trainer.model.structure_bytes(),
                 "state_bytes": 5 * 4 * net_cfg.n_rec * max(train_cfg.batch_size, params["test_batch"])},
+        connectome=connectome,
     )

@@ -1,8 +1,8 @@
 """The ``diffbrain`` command line. Subcommands load lazily so ``--help`` answers fast.
 
 Every command module imports JAX and the brain* stack only inside the command that computes.
-Bad input anywhere (a :class:`diffbrain.errors.BadInput`, an ``analysis`` store error, a sweep spec
-error, a click usage error) ends in one line on stderr naming the field and the fix, exit status 2.
+Bad input anywhere (a :class:`diffbrain.errors.UserError`, an ``analysis`` error following the same
+protocol, a click usage error) ends in one line on stderr naming the field and the fix, exit status 2.
 """
 
 from __future__ import annotations
@@ -47,15 +47,6 @@ def cli():
     """Differentiable brain models at scale: fit neurons, train spiking networks, run sweeps on SLURM."""
 
 
-def bad_input_types() -> tuple[type[BaseException], ...]:
-    """Exception types that mean 'the user gave bad input' (exit 2, one line)."""
-    from analysis.errors import BadPath, BadStore
-    from diffbrain.errors import BadInput
-    from sweeps.errors import SpecError
-
-    return (BadInput, BadStore, BadPath, SpecError)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     try:
@@ -70,6 +61,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except bad_input_types() as exc:
-        click.echo(f"error: {getattr(exc, 'message', exc)}", err=True)
+    except Exception as exc:
+        from diffbrain.errors import is_user_error, user_message
+
+        if not is_user_error(exc):
+            raise
+        click.echo(f"error: {user_message(exc)}", err=True)
         sys.exit(2)

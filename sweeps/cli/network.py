@@ -10,8 +10,6 @@ and renamed into place only on success. JAX is imported only when the command ru
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import click
@@ -24,42 +22,26 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _options(func):
-    """One click option per experiment parameter (defaults stay with the experiment: unset flags are omitted)."""
-    for p in reversed(ALL_PARAMS):
-        # a None default means "per method": the help text itself lists those defaults
-        default = "" if p.default is REQUIRED or p.default is None else f" [default: {p.default}]"
-        choices = f" ({'|'.join(p.choices)})" if p.choices else ""
-        text = f"{p.help}{choices}{default}"
-        if p.kind is bool:
-            func = click.option(f"{_flag(p.name)}/--no-{p.name.replace('_', '-')}", p.name, default=None,
-                                help=text)(func)
-        else:
-            func = click.option(_flag(p.name), p.name, type=p.kind, default=None, help=text)(func)
-    return func
+def param_options(params):
+    """A decorator adding one click option per experiment parameter in ``params`` (defaults stay with the
+    experiment: unset flags are omitted), for ``train`` and ``simulate-network``."""
+    def decorate(func):
+        for p in reversed(params):
+            # a None default means "per method": the help text itself lists those defaults
+            default = "" if p.default is REQUIRED or p.default is None else f" [default: {p.default}]"
+            choices = f" ({'|'.join(p.choices)})" if p.choices else ""
+            text = f"{p.help}{choices}{default}"
+            if p.kind is bool:
+                func = click.option(f"{_flag(p.name)}/--no-{p.name.replace('_', '-')}", p.name, default=None,
+                                    help=text)(func)
+            else:
+                func = click.option(_flag(p.name), p.name, type=p.kind, default=None, help=text)(func)
+        return func
+
+    return decorate
 
 
-def _progress_wanted() -> bool:
-    return os.environ.get("DIFFBRAIN_NO_PROGRESS", "") in ("", "0") and sys.stderr.isatty()
-
-
-def _replace(tmp: Path, final: Path) -> None:
-    """Move ``tmp`` (a temporary the caller made beside ``final``) to ``final``; an older ``final`` is first
-    renamed to a temporary sibling and removed only once the new one is in place (put back on failure)."""
-    from analysis import atomic
-
-    old = None
-    if os.path.lexists(final):
-        old = atomic.temp_sibling(final, "old")
-        os.rename(final, old)
-    try:
-        os.rename(tmp, final)
-    except OSError:
-        if old is not None:
-            os.rename(old, final)
-        raise
-    if old is not None:
-        atomic.remove_temp(old, final)
+_options = param_options(ALL_PARAMS)
 
 
 def _check_before_writing(params: dict, out: Path) -> dict:
@@ -99,7 +81,7 @@ def train(out: Path, **flags):
     params = {k: v for k, v in flags.items() if v is not None}
     checked = _check_before_writing(params, out)
 
-    from analysis import atomic
+    from analysis import atomic, progress
     from analysis.paths import local_store, os_problem
     from diffbrain.experiments import RunContext, get
     from diffbrain.network.figures import write_figures
@@ -109,14 +91,7 @@ def train(out: Path, **flags):
     except OSError as err:
         raise os_problem(err, "--out", out) from None
     ctx = RunContext(seed=checked["seed"], point_id="cli", checkpoint_dir=out / "checkpoints")
-    if _progress_wanted():
-        from rich.progress import Progress
-
-        with Progress(transient=True) as bar:
-            task = bar.add_task(f"{checked['method']} {checked['mode']}", total=1.0)
-            ctx.progress = lambda fraction, message: bar.update(task, completed=fraction, description=message)
-            ds = get("train-network").run(checked, ctx)
-    else:
+    with progress.bar(f"{checked['method']} {checked['mode']}") as ctx.progress:
         ds = get("train-network").run(checked, ctx)
 
     # written under temporary names, then renamed into place (an older run's outputs replaced only then)

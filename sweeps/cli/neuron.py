@@ -7,65 +7,24 @@ outputs go to temporary siblings renamed into place, so bad input or a crash lea
 from __future__ import annotations
 
 import math
-import os
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-MODEL_NAMES = ("gif", "hh")
-PROTOCOL_NAMES = ("steps", "ramps", "noise")
-METHOD_NAMES = ("gradient", "de", "pso", "twopointsde", "bayes")
+from analysis.progress import bar as progress_bar
+from diffbrain.methods import FIT_METHODS as METHOD_NAMES
+from diffbrain.neuron import MODELS
+from diffbrain.traces import PROTOCOLS as PROTOCOL_NAMES
 
-
-def show_progress() -> bool:
-    """Progress bars only on a terminal and unless DIFFBRAIN_NO_PROGRESS is set."""
-    return os.environ.get("DIFFBRAIN_NO_PROGRESS", "") in ("", "0") and sys.stderr.isatty()
-
-
-@contextmanager
-def progress_bar(description: str) -> Iterator[Callable[[float, str], None]]:
-    """A ``report(fraction, message)`` callback drawing a rich progress bar on stderr (a no-op when quiet)."""
-    if not show_progress():
-        yield lambda fraction, message="": None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-               TimeElapsedColumn(), TextColumn("{task.fields[note]}"))
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(description, total=1.0, note="")
-        yield lambda fraction, message="": bar.update(task, completed=fraction, note=message)
-
-
-def parse_pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
-    """``("NAME=VALUE", ...)`` -> {name: text} (BadInput naming the option)."""
-    from diffbrain.errors import BadInput
-
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip() or not value.strip():
-            raise BadInput(option, f"{item!r} is not NAME=VALUE", f"write e.g. {option} a=0.005")
-        out[name.strip()] = value.strip()
-    return out
+MODEL_NAMES = tuple(MODELS)
 
 
 def parse_numbers(items: tuple[str, ...], option: str) -> dict[str, float]:
-    from diffbrain.errors import BadInput
+    """``("NAME=NUMBER", ...)`` -> {name: float} (BadInput naming the option)."""
+    from diffbrain import assignments
 
-    out = {}
-    for name, text in parse_pairs(items, option).items():
-        try:
-            out[name] = float(text)
-        except ValueError as exc:
-            raise BadInput(f"{option} {name}", f"{text!r} is not a number", "give a number") from exc
-        if not math.isfinite(out[name]):
-            raise BadInput(f"{option} {name}", f"{text!r} is not a finite number", "give a finite number")
-    return out
+    return assignments.numbers(items, option, f"write e.g. {option} a=0.005")
 
 
 def check_finite(**options: float | None) -> None:
@@ -107,14 +66,9 @@ def write_files(out_dir: Path, writers: dict[str, Callable[[Path], None]]) -> No
     """Write every file into a temporary sibling directory, then move them into ``out_dir`` (created if needed)."""
     from analysis import atomic
 
-    with atomic.staged(out_dir) as tmp:
-        tmp.mkdir()
+    with atomic.staged_files(out_dir) as tmp:
         for name, write in writers.items():
             write(tmp / name)
-        out_dir.mkdir(exist_ok=True)
-        for name in writers:
-            os.replace(tmp / name, out_dir / name)
-        atomic.remove_temp(tmp, out_dir)
 
 
 @click.command(name="simulate")

@@ -26,18 +26,13 @@ import click
 @click.option("--walltime", default=None, metavar="HH:MM:SS", help="slurm: time limit of the worker jobs.")
 def report(store, out, scheduler, workers, partition, account, worker_memory, worker_cores, walltime):
     """Write the figures the STORE's experiments support and summary.md (tables, units, provenance) to --out."""
-    from analysis.report import BadOutput, build_report
-    from analysis.scheduler import SchedulerError, SchedulerOptions
+    from analysis.report import build_report
+    from analysis.scheduler import SchedulerOptions
 
     options = SchedulerOptions(workers=workers, queue=partition, account=account, memory=worker_memory,
                                cores=worker_cores, walltime=walltime)
-    try:
-        result = build_report(store, out, scheduler=scheduler, options=options,
-                              status=lambda message: click.echo(message, err=True))
-    except BadOutput as exc:
-        raise click.BadParameter(f"{exc.path}: {exc.problem}; {exc.fix}", param_hint="--out") from exc
-    except SchedulerError as exc:
-        raise click.BadParameter(f"{exc.problem}; {exc.fix}", param_hint=exc.field) from exc
+    result = build_report(store, out, scheduler=scheduler, options=options,
+                          status=lambda message: click.echo(message, err=True))
     click.echo(f"wrote {len(result.figures)} figure(s) and {result.out / 'summary.md'}")
     for name, reason in result.skipped.items():
         click.echo(f"  skipped {name}: {reason}")

@@ -13,21 +13,12 @@ from pathlib import Path
 
 import click
 
-from sweeps.cli.network import _progress_wanted
-
 
 def _options(func):
     from diffbrain.experiments.simulate_network import PARAMS
+    from sweeps.cli.network import param_options
 
-    for p in reversed(PARAMS):
-        choices = f" ({'|'.join(p.choices)})" if p.choices else ""
-        text = f"{p.help}{choices} [default: {p.default}]"
-        flag = "--" + p.name.replace("_", "-")
-        if p.kind is bool:
-            func = click.option(f"{flag}/--no-{p.name.replace('_', '-')}", p.name, default=None, help=text)(func)
-        else:
-            func = click.option(flag, p.name, type=p.kind, default=None, help=text)(func)
-    return func
+    return param_options(PARAMS)(func)
 
 
 @click.command(name="simulate-network")
@@ -38,7 +29,7 @@ def _options(func):
 def simulate_network(out: Path, **flags):
     """Simulate the COBA benchmark (--preset coba) or the paper's E/I GIF network (--preset gif): spikes as
     events, rates, CV, seconds per simulated second and memory."""
-    from analysis import atomic
+    from analysis import atomic, progress
     from analysis.paths import check_writable, local_store, os_problem
     from diffbrain.errors import BadInput
     from diffbrain.experiments import RunContext, get
@@ -55,14 +46,7 @@ def simulate_network(out: Path, **flags):
     from diffbrain.network.raster import raster_figure
 
     ctx = RunContext(seed=checked["seed"], point_id="cli")
-    if _progress_wanted():
-        from rich.progress import Progress
-
-        with Progress(transient=True) as bar:
-            task = bar.add_task(f"{checked['preset']} n={checked['n']}", total=1.0)
-            ctx.progress = lambda fraction, message: bar.update(task, completed=fraction, description=message)
-            ds = experiment.run(checked, ctx)
-    else:
+    with progress.bar(f"{checked['preset']} n={checked['n']}") as ctx.progress:
         ds = experiment.run(checked, ctx)
 
     try:

@@ -18,21 +18,8 @@ from pathlib import Path
 
 import click
 
+from slurm.resources import resource_fields
 from sweeps.errors import SpecError
-
-RESOURCE_FLAGS = (
-    ("--executor", "executor", click.Choice(["auto", "local", "slurm", "debug"]),
-     "where tasks run (auto: slurm when sbatch is on PATH and SLURM answers, else local)"),
-    ("--partition", "partition", str, "SLURM partition"),
-    ("--account", "account", str, "SLURM account"),
-    ("--qos", "qos", str, "SLURM quality of service"),
-    ("--timeout-min", "timeout_min", int, "time limit of each task in minutes"),
-    ("--gpus-per-node", "gpus_per_node", int, "GPUs of each task"),
-    ("--cpus-per-task", "cpus_per_task", int, "CPUs of each task"),
-    ("--mem-gb", "mem_gb", float, "memory of each task in GB"),
-    ("--points-per-job", "points_per_job", int, "points packed into one task"),
-    ("--array-parallelism", "array_parallelism", int, "tasks of an array running at once"),
-)
 
 
 def sweep_options(func):
@@ -53,9 +40,16 @@ def sweep_options(func):
 
 
 def resource_options(func):
-    for flag, name, kind, help_text in reversed(RESOURCE_FLAGS):
-        func = click.option(flag, name, type=kind, default=None, help=help_text)(func)
-    return click.option("--setup", "setup", multiple=True, help="shell line run before each task (repeatable)")(func)
+    """One flag per resource declared as a flag (:func:`slurm.resources.resource_fields`); unset flags are
+    omitted, so the sweep file's values stand."""
+    for spec in reversed([f for f in resource_fields().values() if f.flag]):
+        flag = "--" + spec.name.replace("_", "-")
+        if spec.kind is list:
+            func = click.option(flag, spec.name, multiple=True, help=spec.help)(func)
+        else:
+            kind = click.Choice(spec.choices) if spec.choices else spec.kind
+            func = click.option(flag, spec.name, type=kind, default=None, help=spec.help)(func)
+    return func
 
 
 def size_options(func):
@@ -90,21 +84,11 @@ def _varying(sweep) -> list[str]:
     return [*sweep.grid, *(k for z in sweep.zips for k in z), *sweep.random]
 
 
-def _setup_note(res, executor: str) -> str | None:
-    if not res.setup:
-        return None
-    n = _n(len(res.setup), "setup line")
-    if executor == "slurm":
-        return f"  {n} run in the task's shell before each task"
-    if executor == "local":
-        return f"  {n} run in a shell before each pack (output in the task log)"
-    return f"  {n} NOT run: the debug executor runs packs in this process (use --executor local)"
+def _backend(sweep):
+    """The sweep's executor backend (``auto`` resolved: the backends are asked whether they can run here)."""
+    from slurm import backends
 
-
-def _executor(sweep) -> str:
-    from slurm.resources import resolve_executor
-
-    return resolve_executor(sweep.resources.executor)
+    return backends.resolve(sweep.resources.executor)
 
 
 def _short(value) -> str:
@@ -122,19 +106,6 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _describe_resources(res, executor: str) -> str:
-    if executor != "slurm":
-        return f"{res.timeout_min} min"
-    parts = [f"partition {res.partition}" if res.partition else "default partition"]
-    if res.gpus_per_node:
-        parts.append(f"{res.gpus_per_node} GPU")
-    parts.append(f"{res.cpus_per_task} CPU")
-    if res.mem_gb:
-        parts.append(f"{res.mem_gb:g} GB")
-    parts.append(f"{res.timeout_min} min")
-    return ", ".join(parts)
-
-
 @click.group(name="sweep")
 def sweep():
     """Run a sweep file: plan it, submit it (local or SLURM), follow, resume, cancel and collect it."""
@@ -147,18 +118,19 @@ def sweep():
 @click.option("--rows", default=10, show_default=True, help="rows of the point table to show")
 def plan(sweep_file, variant, with_optional, rows, max_points, yes, **flags):
     """Show the points, the jobs they pack into and what the store already holds (writes nothing)."""
-    from analysis.store import COMPLETE, CORRUPT, FAILED, MARKER, point_states, store_exists
+    from analysis.store import COMPLETE, CORRUPT, FAILED, MARKER
+    from sweeps.control import store_view
     from sweeps.plan import free_params, summarise
     from sweeps.points import check_size, iter_points, raise_all_excluded
 
     sweep = _load_sweep(sweep_file, variant, flags)
     check_size(sweep, max_points, yes)
-    stored = point_states(sweep.store, MARKER) if store_exists(sweep.store) else {}  # (no submitit, no zarr)
-    summary = summarise(iter_points(sweep, with_optional), stored, _varying(sweep), free_params(sweep), rows,
-                        done=(COMPLETE, FAILED, CORRUPT))
+    stored = store_view(sweep, MARKER).states()  # the markers only (no submitit, no zarr)
+    summary = summarise(iter_points(sweep, with_optional), sweep.resources_for, stored, _varying(sweep),
+                        free_params(sweep), rows, done=(COMPLETE, FAILED, CORRUPT))
     if not summary.total:
         raise_all_excluded()
-    executor = _executor(sweep)
+    backend = _backend(sweep)
     swept = summary.swept
     held = summary.held
     out = [f"sweep {sweep.name}: experiment {sweep.experiment.name}, {summary.total} points"
@@ -167,14 +139,13 @@ def plan(sweep_file, variant, with_optional, rows, max_points, yes, **flags):
                                         f"of these points" if stored else "new")
            + (f", {held[CORRUPT]} corrupt (--retry-corrupt moves them aside and reruns them)"
               if held.get(CORRUPT) else "")]
-    out.append(f"to run: {_n(summary.todo, 'point')} in {_n(summary.jobs, 'job')} on the {executor} executor"
-               + (" (auto)" if sweep.resources.executor == "auto" else ""))
+    out.append(f"to run: {_n(summary.todo, 'point')} in {_n(summary.jobs, 'job')} on the {backend.name} executor"
+               + (" (auto)" if sweep.resources.executor != backend.name else ""))
     for i, (res, jobs, _) in enumerate(summary.arrays, 1):
         out.append(f"  array {i}: {_n(jobs, 'job')} of up to {_n(res.points_per_job, 'point')}, "
-                   f"{_describe_resources(res, executor)}, {res.array_parallelism} at a time")
-    note = _setup_note(sweep.resources, executor)
-    if note:
-        out.append(note)
+                   f"{backend.describe(res)}, {res.array_parallelism} at a time")
+    if sweep.resources.setup:
+        out.append(backend.setup_note(_n(len(sweep.resources.setup), "setup line")))
     header = ["#", "point", *swept, "stored"]
     table = [[str(i), p.point_id, *(_short(p.params[k]) for k in swept), stored.get(p.point_id, "-")]
              for i, p in enumerate(summary.first)]
@@ -200,13 +171,13 @@ def _stop_message(submissions, why: str) -> str:
     return text + "; points they finished stay in the store, `diffbrain sweep resume` runs the rest"
 
 
-def _submit_locked(sweep, points, executor: str, command: str, wait_lock: float, retry_failed: bool,
+def _submit_locked(sweep, points, backend, command: str, wait_lock: float, retry_failed: bool,
                    retry_corrupt: bool) -> tuple[list, Exception | None]:
     """Under the store's lock: the points' states, corrupt ones moved aside (if asked), the submission.
 
     Returns (submitted [(Submission, jobs)], the scheduler's refusal or None). A signal before the
     submission ends the command; one during it is deferred until the submission is recorded, and then
-    everything it started is stopped (the debug executor, which runs the points here, just stops).
+    everything it started is stopped (a backend that runs the points in this process just stops).
     """
     from analysis.store import CHECKSUMS, FILES
     from slurm.submit import SubmitError
@@ -232,28 +203,27 @@ def _submit_locked(sweep, points, executor: str, command: str, wait_lock: float,
                 click.echo(f"nothing to submit: {counts[control.COMPLETE]} complete, {counts[control.FAILED]} "
                            f"failed, {busy} queued or running of {len(points)} points" + "".join(hints))
                 return [], None
-            deferred = contextlib.nullcontext([]) if executor == "debug" else control.signals_deferred(
+            deferred = contextlib.nullcontext([]) if backend.in_process else control.signals_deferred(
                 lambda name: click.echo(f"\n{name}: stopping once the submission in progress is recorded", err=True))
             with deferred as arrived:
                 submitting = True
                 try:
-                    submitted = control.submit_sweep(sweep, todo, executor, retry_failed)
+                    submitted = control.submit_sweep(sweep, todo, backend, retry_failed)
                 except SubmitError as err:
                     return [], err
             if arrived:
                 click.echo(_stop_message([sub for sub, _ in submitted], f"interrupted ({arrived[0]})"), err=True)
                 sys.exit(130)
     except control.Interrupted as sig:
-        what = ("the debug executor ran points in this process: those it finished are in the store, "
-                "`diffbrain sweep resume` runs the rest" if executor == "debug" and submitting
+        what = (f"the {backend.name} executor ran points in this process: those it finished are in the store, "
+                "`diffbrain sweep resume` runs the rest" if backend.in_process and submitting
                 else "before anything was submitted")
         click.echo(f"\ninterrupted ({sig.signal_name}) {what}", err=True)
         sys.exit(130)
     skipped = f"; {busy} already queued or running were left alone" if busy else ""
-    click.echo(f"submitted {len(todo)} of {len(points)} points to {executor}{skipped}")
+    click.echo(f"submitted {len(todo)} of {len(points)} points to {backend.name}{skipped}")
     for sub, _ in submitted:
-        ids = ", ".join(sub.array_ids) if sub.executor == "slurm" else f"{len(sub.jobs)} processes"
-        click.echo(f"  {sub.executor} {ids}: {_n(len(sub.jobs), 'job')} (logs in {sub.folder})")
+        click.echo(f"  {sub.executor} {backend.job_ids(sub)}: {_n(len(sub.jobs), 'job')} (logs in {sub.folder})")
     return submitted, None
 
 
@@ -267,30 +237,32 @@ def _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wai
     sweep, points = _load(sweep_file, variant, with_optional, flags, size)
     if resume and not store_exists(sweep.store):
         raise SpecError("store", f"{sweep.store} does not exist yet", "run `diffbrain sweep submit` first")
-    executor = _executor(sweep)
+    backend = _backend(sweep)
     made = control.outermost_missing(sweep.store.parent)
     command = f"diffbrain sweep {'resume' if resume else 'submit'} {sweep_file}"
     with control.signals_raise():  # from here on SIGINT/SIGTERM stop what this command started
         try:
-            submitted, refused = _submit_locked(sweep, points, executor, command, wait_lock, retry_failed,
+            submitted, refused = _submit_locked(sweep, points, backend, command, wait_lock, retry_failed,
                                                 retry_corrupt)
         finally:  # folders made for the lock, or for a store that was not born, go again (empty ones only)
             control.remove_made_folders(sweep.store.parent, made)
         if refused is not None:
-            raise SpecError("resources", str(refused), "fix the resources (or --executor local)") from None
+            raise refused
         if wait:
-            _wait(sweep, points, executor, submitted)
+            _wait(sweep, points, backend, submitted)
 
 
-def _wait(sweep, points, executor: str, submitted: list) -> None:
-    """``--wait``: block until the sweep ends; a signal stops the local jobs this command started."""
+def _wait(sweep, points, backend, submitted: list) -> None:
+    """``--wait``: block until the sweep ends; a signal stops the jobs this command started, unless they go
+    on without it (SLURM's)."""
     from sweeps import control
 
     try:
-        final = control.wait(sweep, points, poll_s=5.0 if executor == "slurm" else 1.0)
+        final = control.wait(sweep, points, poll_s=backend.poll_s)
     except control.Interrupted as sig:
-        if executor == "slurm":
-            where = "stopped waiting: the SLURM jobs go on (`diffbrain sweep status`, `sweep cancel`)"
+        if backend.detached:
+            where = (f"stopped waiting: the {backend.label or backend.name} jobs go on (`diffbrain sweep status`, "
+                     "`sweep cancel`)")
         else:
             where = _stop_message([sub for sub, _ in submitted], "stopped waiting")
         click.echo(f"\n{sig.signal_name}: {where}", err=True)
@@ -345,7 +317,7 @@ def resume(sweep_file, variant, with_optional, wait, retry_failed, retry_corrupt
 @click.option("--verify", is_flag=True, help="check every stored file against its checksum (reads the whole store)")
 def status(sweep_file, variant, with_optional, errors, verify):
     """Count complete / failed / corrupt / running / pending / missing points; list failed and corrupt ones."""
-    from analysis.store import CHECKSUMS, FILES, read_point_attrs
+    from analysis.store import CHECKSUMS, FILES
     from sweeps import control
     from sweeps.points import swept_names
 
@@ -364,7 +336,7 @@ def status(sweep_file, variant, with_optional, errors, verify):
         by_id = {p.point_id: p for p in points}
         rows = []
         for pid in failed[:errors]:
-            error = (read_point_attrs(sweep.store, pid) or {}).get("error") or ""
+            error = state.stored.attrs(pid).get("error") or ""
             last = error.strip().splitlines()[-1] if error.strip() else ""
             rows.append([pid, *(_short(by_id[pid].params[k]) for k in swept), last[:100]])
         lines += ["", "failed points:", _table(rows, ["point", *swept, "error"])]
@@ -372,7 +344,7 @@ def status(sweep_file, variant, with_optional, errors, verify):
             lines.append(f"... {len(failed) - errors} more (--errors N)")
     corrupt = state.ids(control.CORRUPT)
     if corrupt:
-        rows = [[pid, (state.reasons or {}).get(pid, "")[:100]] for pid in corrupt[:errors]]
+        rows = [[pid, state.reasons.get(pid, "")[:100]] for pid in corrupt[:errors]]
         lines += ["", f"corrupt points (left in place; `diffbrain sweep resume {sweep_file} --retry-corrupt` "
                   "moves them to points/.corrupt/ and reruns them):", _table(rows, ["point", "reason"])]
         if len(corrupt) > errors:

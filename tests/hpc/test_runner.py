@@ -12,7 +12,7 @@ import xarray as xr
 
 from analysis.store import create_store, point_states, read_point_attrs
 from diffbrain.experiments import get
-from hpc.runner import INTERRUPTED, Pack, PackRunner, run_pack, run_point_fresh
+from hpc.runner import INTERRUPTED, Pack, PackRunner, PointTask, run_pack, run_point_fresh
 
 
 def check_params(**kw):
@@ -25,7 +25,8 @@ def store(tmp_path):
 
 
 def pack_of(store, tmp_path, points, **kw):
-    return Pack(store, str(tmp_path / "s.jobs"), tuple((pid, "cluster-check", params) for pid, params in points), **kw)
+    tasks = tuple(PointTask(pid, "cluster-check", params) for pid, params in points)
+    return Pack(store, str(tmp_path / "s.jobs"), tasks, **kw)
 
 
 def read(store, pid):
@@ -69,7 +70,7 @@ def test_rerun_skips_complete_and_failed_unless_retried(store, tmp_path):
 
 def test_fresh_process_point_and_its_crash(store, tmp_path):
     work = str(tmp_path / "s.jobs")
-    assert run_point_fresh(store, work, "fresh", "cluster-check", check_params(seed=3)) == "complete"
+    assert run_point_fresh(store, work, PointTask("fresh", "cluster-check", check_params(seed=3))) == "complete"
     attrs = read_point_attrs(store, "fresh")
     assert attrs["peak_rss_bytes"] > 10**6 and attrs["seed"] == 3
 
@@ -86,7 +87,7 @@ def test_fresh_process_point_and_its_crash(store, tmp_path):
     for pid, sig, expected in [("killed", signal.SIGKILL, "failed"), ("stopped", signal.SIGTERM, INTERRUPTED)]:
         killer = threading.Thread(target=kill_child, args=(sig,))
         killer.start()
-        outcome = run_point_fresh(store, work, pid, "cluster-check", check_params(seconds=60.0))
+        outcome = run_point_fresh(store, work, PointTask(pid, "cluster-check", check_params(seconds=60.0)))
         killer.join()
         assert outcome == expected
     assert "signal SIGKILL" in read_point_attrs(store, "killed")["error"]
@@ -131,7 +132,7 @@ def test_checkpoint_dir_survives_an_interrupted_run(store, tmp_path, monkeypatch
 
     experiment = Experiment("resumable", (), run)
     monkeypatch.setattr(runner.experiments, "get", lambda name: experiment)
-    pack = Pack(store, str(tmp_path / "s.jobs"), (("p", "resumable", {"seed": 0}),))
+    pack = Pack(store, str(tmp_path / "s.jobs"), (PointTask("p", "resumable", {"seed": 0}),))
     with pytest.raises(SystemExit):
         run_pack(pack)
     assert point_states(store) == {}  # nothing written: the point is still missing

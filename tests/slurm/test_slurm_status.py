@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+import slurm.backends.slurm as slurm_backend
 import slurm.status as status
 from slurm.jobs import JobRecord, Submission, load, record
 from slurm.resources import jobs_dir_for
@@ -55,7 +56,7 @@ def test_states_from_squeue_and_sacct(fake_bin):
                                           (SACCT_NO_DB, "accounting storage is disabled"),
                                           (None, "sacct not found")])
 def test_unavailable_accounting_is_reported_not_waited_for(fake_bin, monkeypatch, sacct, words):
-    monkeypatch.setattr(status, "TIMEOUT_S", 1)
+    monkeypatch.setattr(slurm_backend, "TIMEOUT_S", 1)
     fake_bin(squeue=SQUEUE, **({"sacct": sacct} if sacct else {}))
     if sacct is None:  # no sacct anywhere on PATH: only the fake squeue's folder (the fakes need no PATH)
         monkeypatch.setenv("PATH", os.environ["PATH"].split(os.pathsep)[0])
@@ -75,7 +76,7 @@ def test_cancel_only_active_jobs(fake_bin):
 
 
 def test_sweep_status_with_hanging_sacct(tmp_path, fake_bin, monkeypatch, capsys):
-    monkeypatch.setattr(status, "TIMEOUT_S", 1)
+    monkeypatch.setattr(slurm_backend, "TIMEOUT_S", 1)
     fake_bin(squeue=SQUEUE, sacct=SACCT_HANGS)
     path = tmp_path / "s.toml"
     path.write_text(textwrap.dedent("""

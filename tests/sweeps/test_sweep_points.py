@@ -106,8 +106,8 @@ def test_overrides_and_packing(tmp_path):
     """
     sweep = load(tmp_path, text)
     points = expand(sweep)
-    assert [p.resources.partition for p in points if p.params["seed"] >= 3] == ["gpu"] * 4
-    plan = pack(points)
+    assert [sweep.resources_for(p.params).partition for p in points if p.params["seed"] >= 3] == ["gpu"] * 4
+    plan = pack(points, sweep.resources_for)
     cpu, gpu = plan.arrays
     assert {j.resources.partition for j in cpu} == {None} and {j.resources.partition for j in gpu} == {"gpu"}
     # cpu: 6 points, shapes samples=4 (3 points) and samples=8 (3 points): two whole jobs of one shape each
@@ -121,7 +121,7 @@ def test_overrides_and_packing(tmp_path):
 @pytest.mark.parametrize("k, n_jobs", [(1, 10), (4, 3), (10, 1), (64, 1)])
 def test_points_per_job(tmp_path, k, n_jobs):
     sweep = load(tmp_path, f"[grid]\nseed = {list(range(10))}\n[resources]\npoints_per_job = {k}\n")
-    plan = pack(expand(sweep))
+    plan = pack(expand(sweep), sweep.resources_for)
     assert len(plan.jobs) == n_jobs and all(len(j.points) <= k for j in plan.jobs)
     assert [p.params["seed"] for p in plan.points] == list(range(10))
 
@@ -142,8 +142,9 @@ def test_packing_keeps_shapes_together_but_not_random_rates(tmp_path):
 
     sweep = load(tmp_path, text)
     points = expand(sweep)  # order: (seed 0, s 0.5), (0, 1.0), (1, 0.5), (1, 1.0), each with two draws
-    plan = pack(points, free_params(sweep))
+    plan = pack(points, sweep.resources_for, free_params(sweep))
     assert free_params(sweep) == {"value"}
     assert [[p.params["seconds"] for p in j.points] for j in plan.jobs] == [[0.5] * 4, [1.0] * 4]
-    mixed = pack(points)  # without knowing `value` is free, every draw is its own group: shapes still adjacent
+    # without knowing `value` is free, every draw is its own group: shapes still adjacent
+    mixed = pack(points, sweep.resources_for)
     assert [[p.params["seconds"] for p in j.points] for j in mixed.jobs] == [[0.5] * 4, [1.0] * 4]
