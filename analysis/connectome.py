@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
+from analysis import figures
 from analysis.markdown import fmt, table
 from analysis.points import POINT, group_labels
 
@@ -66,13 +65,7 @@ def weights_figure(tab: xr.Dataset, grouping: str, path: Path) -> Path:
     per log-spaced weight bin before (dashed) and after (solid) training."""
     dim, words = GROUPINGS[grouping]
     groups = [g for g in tab[dim].values if np.isfinite(tab["hist"].sel({dim: g}).values).any()]
-    ncols = min(3, max(1, len(groups)))
-    nrows = int(np.ceil(len(groups) / ncols)) or 1
-    fig = Figure(figsize=(4.2 * ncols, 3.0 * nrows), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(groups):]:
-        ax.set_visible(False)
+    fig, axes = figures.new_figure(max(1, len(groups)), width=4.2, height=3.0)
     for ax, group in zip(axes, groups, strict=False):
         for i, run in enumerate(tab["run"].values):
             edges = tab["edges"].sel(run=run).values
@@ -89,7 +82,7 @@ def weights_figure(tab: xr.Dataset, grouping: str, path: Path) -> Path:
         ax.set(title=f"{words} {group}", xlabel="|w| (S)", ylabel="fraction of synapses")
         ax.legend(fontsize=6)
     fig.suptitle(f"Recurrent weights by presynaptic {words}, before vs after training")
-    fig.savefig(path, dpi=120, format="png")
+    figures.save(fig, path)
     return path
 
 

@@ -19,20 +19,28 @@ LINESTYLES = ("-", "--", ":", "-.")
 DPI = 120
 
 
-def _figure(n_panels: int, width: float = 4.2, height: float = 3.4, ncols: int | None = None, sharey=False):
+def blank_figure(width: float, height: float) -> Figure:
+    """An empty figure on the Agg canvas (constrained layout): the one way every figure here is made."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def new_figure(n_panels: int, width: float = 4.2, height: float = 3.4, ncols: int | None = None, sharey=False):
+    """A figure of ``n_panels`` axes on a grid of ``ncols`` columns; returns (figure, axes)."""
     ncols = ncols or min(n_panels, 3)
     nrows = int(np.ceil(n_panels / ncols))
-    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = blank_figure(width * ncols, height * nrows)
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=sharey).ravel()
     for ax in axes[n_panels:]:
         ax.set_visible(False)
     return fig, axes[:n_panels]
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save(fig: Figure, path: str | Path, dpi: int = DPI) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (whatever its suffix: temporary names stay PNG)."""
     path = Path(path)
-    fig.savefig(path, dpi=DPI, format="png")
+    fig.savefig(path, dpi=dpi, format="png")
     return path
 
 
@@ -75,7 +83,7 @@ def _loglog_per_method(da: xr.DataArray, x: str, color_dim: str, xlabel: str, yl
                        path: str | Path) -> Path:
     """One log-log panel per method of ``da`` against ``x``; line colour by ``color_dim``, style by connectivity."""
     methods = list(da["method"].values) if "method" in da.dims else [None]
-    fig, axes = _figure(len(methods), sharey=True)
+    fig, axes = new_figure(len(methods), sharey=True)
     colors, styles = {}, {}
     for ax, method in zip(axes, methods, strict=True):
         sub = da.sel({"method": method}) if method is not None else da
@@ -88,7 +96,7 @@ def _loglog_per_method(da: xr.DataArray, x: str, color_dim: str, xlabel: str, yl
         ax.legend(fontsize=7)
     axes[0].set_ylabel(ylabel)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def memory_vs_T(table: xr.Dataset, path: str | Path, var: str = "step_bytes") -> Path:
@@ -105,7 +113,7 @@ def seconds_vs_n_rec(table: xr.Dataset, path: str | Path) -> Path:
 
 def curves_per_group(curves: dict[str, xr.Dataset], path: str | Path) -> Path:
     """One panel per variable (accuracy, loss): median per group over iterations, quartile band."""
-    fig, axes = _figure(len(curves), width=5.0)
+    fig, axes = new_figure(len(curves), width=5.0)
     for ax, (var, ds) in zip(axes, curves.items(), strict=True):
         for i, group in enumerate(ds["group"].values):
             one = ds.sel(group=group)
@@ -116,7 +124,7 @@ def curves_per_group(curves: dict[str, xr.Dataset], path: str | Path) -> Path:
         ax.set(xlabel="iteration", ylabel=f"{var}" + (f" ({units})" if units not in ("", "1") else ""),
                title=f"{var} vs iteration")
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def weight_histograms(table: xr.Dataset, edges: np.ndarray, path: str | Path, by: str = "method",
@@ -125,8 +133,7 @@ def weight_histograms(table: xr.Dataset, edges: np.ndarray, path: str | Path, by
     from analysis.weights import POPULATION_NAMES, POPULATIONS
 
     groups = list(table[by].values)
-    fig = Figure(figsize=(8.5, 2.8 * len(groups)), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = blank_figure(8.5, 2.8 * len(groups))
     axes = fig.subplots(len(groups), 2, squeeze=False)
     for row, group in zip(axes, groups, strict=True):
         for ax, p in zip(row, POPULATIONS, strict=True):
@@ -139,12 +146,12 @@ def weight_histograms(table: xr.Dataset, edges: np.ndarray, path: str | Path, by
                    ylabel="fraction of weights")
             ax.legend(fontsize=7)
     fig.suptitle("Recurrent weight distributions before vs after training")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def rate_cv_distributions(rates: dict[str, np.ndarray], cvs: dict[str, np.ndarray], path: str | Path) -> Path:
     """Histograms per group of firing rates (Hz) and ISI CVs over all neurons of its points."""
-    fig, (ax_rate, ax_cv) = _figure(2, width=5.0)
+    fig, (ax_rate, ax_cv) = new_figure(2, width=5.0)
     all_rates = np.concatenate([r[np.isfinite(r)] for r in rates.values()] + [np.zeros(1)])
     all_cvs = np.concatenate([c[np.isfinite(c)] for c in cvs.values()] + [np.zeros(1)])
     rate_bins = np.linspace(0, max(all_rates.max(), 1e-3) * 1.05, 31)
@@ -157,13 +164,13 @@ def rate_cv_distributions(rates: dict[str, np.ndarray], cvs: dict[str, np.ndarra
     ax_cv.set(xlabel="CV of inter-spike intervals", ylabel="neurons", title="ISI CV per neuron")
     ax_rate.legend(fontsize=7)
     ax_cv.legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def raster(times_ms: np.ndarray, neurons: np.ndarray, path: str | Path, title: str,
            is_excitatory: np.ndarray | None = None, duration_ms: float | None = None) -> Path:
     """Spike raster of one trial (E blue, I red when known)."""
-    fig, (ax,) = _figure(1, width=8.0, height=4.0)
+    fig, (ax,) = new_figure(1, width=8.0, height=4.0)
     if is_excitatory is not None and len(neurons):
         exc = np.asarray(is_excitatory, bool)[neurons]
         ax.scatter(times_ms[exc], neurons[exc], s=2, color="C0", label="excitatory", marker="|")
@@ -174,15 +181,14 @@ def raster(times_ms: np.ndarray, neurons: np.ndarray, path: str | Path, title: s
     if duration_ms:
         ax.set_xlim(0, duration_ms)
     ax.set(xlabel="time (ms)", ylabel="neuron", title=title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def fit_traces(time_ms: np.ndarray, target: np.ndarray, fitted: np.ndarray, path: str | Path, title: str,
                current: np.ndarray | None = None) -> Path:
     """Target vs fitted membrane potential of each trace (rows), with the input current when stored."""
     n = target.shape[0]
-    fig = Figure(figsize=(9, 2.6 * n + (1.4 if current is not None else 0)), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = blank_figure(9, 2.6 * n + (1.4 if current is not None else 0))
     rows = n + (1 if current is not None else 0)
     axes = fig.subplots(rows, 1, squeeze=False, sharex=True).ravel()
     for k in range(n):
@@ -196,12 +202,12 @@ def fit_traces(time_ms: np.ndarray, target: np.ndarray, fitted: np.ndarray, path
         axes[-1].set(ylabel="I (nA)")
     axes[-1].set_xlabel("time (ms)")
     fig.suptitle(title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def loss_vs_time(by_group: xr.Dataset, path: str | Path) -> Path:
     """Best loss so far vs wall seconds per group (median, quartile band), log-log."""
-    fig, (ax,) = _figure(1, width=6.0, height=4.0)
+    fig, (ax,) = new_figure(1, width=6.0, height=4.0)
     x = by_group["elapsed"].values
     for i, group in enumerate(by_group["group"].values):
         one = by_group.sel(group=group)
@@ -221,4 +227,4 @@ def loss_vs_time(by_group: xr.Dataset, path: str | Path) -> Path:
            ylabel="median best loss so far" + (f" ({units})" if units not in ("", "1") else ""),
            title="Loss vs wall time per method (band: quartiles)")
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)

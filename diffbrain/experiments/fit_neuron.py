@@ -19,6 +19,7 @@ from functools import lru_cache
 from diffbrain import assignments
 from diffbrain.errors import BadInput
 from diffbrain.experiments.base import Experiment, Param, ParamError, RunContext
+from diffbrain.fitting import default_starts
 from diffbrain.methods import FIT_METHODS
 from diffbrain.neuron import MODELS
 from diffbrain.traces import PROTOCOLS
@@ -101,8 +102,9 @@ def _check_point(params: Mapping) -> None:
             raise ParamError(err.field, err.problem, err.fix)
     elif params["voltage_traces"]:
         raise ParamError("voltage_traces", "given without a 'traces' CSV file", "set traces to the current CSV")
-    if params["method"] != "gradient" and params["starts"] < 2:
-        raise ParamError("starts", f"a population of {params['starts']}", "give at least 2 for a baseline method")
+    starts = params["starts"] or default_starts(params["method"])
+    if params["method"] != "gradient" and starts < 2:
+        raise ParamError("starts", f"a population of {starts}", "give at least 2 for a baseline method")
 
 
 def _true_params() -> tuple[Param, ...]:
@@ -143,26 +145,22 @@ def run(params: dict, ctx: RunContext):
     import numpy as np
     import xarray as xr
 
-    from diffbrain.fitting import fit, make_problem
-    from diffbrain.fitting import problem as fp
+    from diffbrain.fitting import fit, fitted_traces, make_problem
 
     model = MODELS[params["model"]]
     fixed = fixed_from_text(model.name, params["fixed"])
     box = bounds_from_text(model.name, params["bounds"])
     _check_point(params)
+    starts = params["starts"] or default_starts(params["method"])
     ctx.report(0.0, "building targets")
     traces, truth = _targets(params, ctx, model, fixed)
     problem = make_problem(model.name, params["target"], traces, box, fixed, params["points"],
                            params["delta_ms"] or None)
     budget = params["budget"] or None
-    result = fit(problem, params["method"], params["starts"], budget, ctx.seed,
+    result = fit(problem, params["method"], starts, budget, ctx.seed,
                  report=lambda f, m: ctx.report(0.05 + 0.9 * f, m))
     ctx.report(0.97, "fitted traces")
-
-    import jax.numpy as jnp
-
-    dtype = jnp.result_type(float)
-    v_fit, s_fit = (np.asarray(x).T for x in fp.traces_at(problem, problem.to_unit(jnp.asarray(result.best, dtype))))
+    v_fit, s_fit = fitted_traces(problem, result)
     stride = max(1, math.ceil(traces.n_steps / params["keep_samples"]))
     keep = slice(None, None, stride)
     time_ms = np.arange(traces.n_steps)[keep] * traces.dt
@@ -215,9 +213,10 @@ EXPERIMENT = Experiment(
         Param("target", str, "potential", "fit the voltage (RMSE) or the spike train (gamma factor)",
               choices=("potential", "spike")),
         Param("method", str, "gradient", "optimiser", choices=METHOD_NAMES),
-        Param("starts", int, 20, "random starts (gradient) or population size (baselines)", positive=True),
-        Param("budget", int, 0, "total loss evaluations; 0 = 200 per start (gradient), population x 5 (baselines)",
-              low=0),
+        Param("starts", int, 0, "starts polished after the screen (gradient) or population size (baselines); "
+              "0 = the method's default (gradient 2, baselines 20)", low=0),
+        Param("budget", int, 0, "total evaluations in forward-equivalents, the same for every method; 0 = the "
+              "method's default (gradient 2048, baselines population x 5)", low=0),
         Param("protocol", str, "steps", "synthetic input protocol", choices=PROTOCOL_NAMES),
         Param("traces", str, "", "trace file (.npz, or .csv of currents in A); empty = synthetic target",
               path=True),
@@ -237,5 +236,5 @@ EXPERIMENT = Experiment(
     ),
     run=run,
     check=_check_point,
-    help="Fit a GIF or HH neuron to potential or spike targets by gradient (vectorised L-BFGS-B) or a baseline.",
+    help="Fit a GIF or HH neuron to potential or spike targets by gradient (screen, then polish) or a baseline.",
 )

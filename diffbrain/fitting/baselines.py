@@ -2,10 +2,11 @@
 optimisation with scikit-optimize (Gaussian process, constant-liar batches).
 
 Each iteration asks the library for a whole population, evaluates it in one batched (vmapped, jitted)
-call and tells the library the losses. The budget is counted as for the gradient method: one
-evaluation per candidate loss, ``budget`` in total (population x iterations). Candidates live in the
-same unit box as the gradient method's starts. Non-finite losses are told as a large finite value
-(both libraries reject NaN) and kept as NaN in the records. A fixed seed gives the same result.
+call (the objective and the reported loss from one simulation) and tells the library the losses. The
+budget counts forward-equivalents as for every method: one per candidate, ``budget`` in total
+(population x iterations). Candidates live in the same unit box as the gradient method's starts.
+Non-finite losses are told as a large finite value (both libraries reject NaN) and kept as NaN in the
+records. A fixed seed gives the same result.
 """
 
 from __future__ import annotations
@@ -55,8 +56,11 @@ def _one_blas_thread():
 
 
 def fit_baseline(problem: fp.FitProblem, method: str, population: int = 20, budget: int | None = None, seed: int = 0,
-                 report=None) -> FitResult:
-    """Fit with a gradient-free ``method`` (de, pso, twopointsde, bayes); ``budget`` total evaluations."""
+                 report=None, time_limit: float | None = None) -> FitResult:
+    """Fit with a gradient-free ``method`` (de, pso, twopointsde, bayes); ``budget`` total evaluations.
+
+    ``time_limit`` (seconds) ends the search after the first iteration that reaches it (benchmarks at equal time).
+    """
     if method not in METHODS:
         raise BadInput("method", f"unknown method {method!r}", f"use gradient or one of: {', '.join(METHODS)}")
     if population < 2:
@@ -70,7 +74,7 @@ def fit_baseline(problem: fp.FitProblem, method: str, population: int = 20, budg
         optimizer = _skopt_optimizer(n_params, population, seed)
     else:
         optimizer = _nevergrad_optimizer(method, n_params, population, iterations * population, seed)
-    tried, values, batch_best = [], [], []
+    tried, values, reported, batch_best = [], [], [], []
     for it in range(iterations):
         if method == "bayes":
             with _one_blas_thread():  # tiny GP matrices: threads only contend on a shared machine
@@ -78,7 +82,8 @@ def fit_baseline(problem: fp.FitProblem, method: str, population: int = 20, budg
         else:
             candidates = [optimizer.ask() for _ in range(population)]
             points = np.asarray([c.value for c in candidates], dtype=np.float64)
-        losses = np.asarray(fp.batch_objective(problem, jnp.asarray(points, dtype)), dtype=np.float64)
+        losses, losses_reported = (np.asarray(x, dtype=np.float64)
+                                   for x in fp.batch_losses(problem, jnp.asarray(points, dtype)))
         told = np.where(np.isfinite(losses), np.minimum(losses, _PENALTY), _PENALTY)
         if method == "bayes":
             with _one_blas_thread():
@@ -88,22 +93,26 @@ def fit_baseline(problem: fp.FitProblem, method: str, population: int = 20, budg
                 optimizer.tell(candidate, float(value))
         tried.append(points)
         values.append(losses)
+        reported.append(losses_reported)
         finite = losses[np.isfinite(losses)]
-        batch_best.append(points[int(np.nanargmin(np.where(np.isfinite(losses), losses, np.nan)))]
-                          if finite.size else points[0])
+        batch_best.append(int(np.nanargmin(np.where(np.isfinite(losses), losses, np.nan))) if finite.size else 0)
         progress.record(losses, (it + 1) / iterations, method)
+        if time_limit is not None and progress.elapsed() >= time_limit:
+            break
     all_points = np.concatenate(tried)
     all_values = np.concatenate(values)
-    batch_points = np.asarray(batch_best)
-    start_loss = np.asarray(fp.batch_reported_loss(problem, jnp.asarray(batch_points, dtype)), dtype=np.float64)
+    all_reported = np.concatenate(reported)
+    batch_points = np.asarray([points[i] for points, i in zip(tried, batch_best, strict=True)])
+    start_loss = np.asarray([losses[i] for losses, i in zip(reported, batch_best, strict=True)])
+    start_loss = np.where(np.isfinite([v[i] for v, i in zip(values, batch_best, strict=True)]), start_loss, np.nan)
     if np.isfinite(all_values).any():
-        best_u = all_points[int(np.nanargmin(np.where(np.isfinite(all_values), all_values, np.nan)))]
-        loss = float(fp.batch_reported_loss(problem, jnp.asarray(best_u[None], dtype))[0])
+        best = int(np.nanargmin(np.where(np.isfinite(all_values), all_values, np.nan)))
+        best_u, loss = all_points[best], float(all_reported[best])
     else:
         best_u, loss = all_points[0], math.nan
     seconds, curve = progress.arrays()
     best = np.asarray(problem.to_params(jnp.asarray(best_u, dtype)), dtype=np.float64)
     start_params = np.asarray(problem.to_params(jnp.asarray(batch_points, dtype)), dtype=np.float64)
-    info = {"iterations": iterations, "population": population}
+    info = {"iterations": len(tried), "population": population}
     return FitResult(problem.model, problem.target, method, problem.names, best, loss, start_params, start_loss,
                      int(all_values.size), progress.elapsed(), seed, seconds, curve, info)

@@ -6,7 +6,8 @@ gives a quasi-Newton direction on the free variables, and a backtracking line se
 projected path (Armijo condition, safeguarded quadratic interpolation) accepts the step. A start whose
 line search fails drops its memory and retries steepest descent once before it stops. Each start keeps
 its own memory, step and stopping state; ``jax.vmap`` runs them together (a start that has stopped is
-carried along unchanged and uses no evaluations). Every value-and-gradient evaluation counts as one.
+carried along unchanged and uses no evaluations). Every value-and-gradient evaluation counts as one;
+:func:`start` evaluates nothing, the first :func:`iterate` evaluates the starts themselves.
 
 Status codes: 0 running, 1 projected gradient below ``pgtol``, 2 relative decrease below ``ftol``,
 3 no acceptable step, 4 evaluation budget used, 5 the starting point's loss is not finite.
@@ -86,6 +87,7 @@ def _iterate_one(fun: Callable, settings: Settings, args, u, f, g, s_hist, y_his
                  iterations, max_evals):
     """One iteration of one start (vmapped by :func:`iterate`)."""
     running = status == RUNNING
+    fresh = jnp.isposinf(f)  # not evaluated yet (g = 0): the one trial is u itself
     free = ~(((u <= 0.0) & (g > 0.0)) | ((u >= 1.0) & (g < 0.0)))
     g_free = jnp.where(free, g, 0.0)
     s_masked = jnp.where(free, s_hist, 0.0)
@@ -102,14 +104,15 @@ def _iterate_one(fun: Callable, settings: Settings, args, u, f, g, s_hist, y_his
         u_try = jnp.clip(u + alpha * d, 0.0, 1.0)
         f_try, g_try = fun(args, u_try)
         decrease = jnp.dot(g, u_try - u)
-        ok = jnp.isfinite(f_try) & (f_try <= f + settings.c1 * decrease) & jnp.any(u_try != u)
+        finite = jnp.isfinite(f_try) & jnp.all(jnp.isfinite(g_try))
+        ok = jnp.where(fresh, finite, finite & (f_try <= f + settings.c1 * decrease) & jnp.any(u_try != u))
         gap = f_try - f - decrease
         tau = jnp.where(jnp.isfinite(f_try) & (gap > 0), -decrease / (2.0 * jnp.where(gap > 0, gap, 1.0)), 0.25)
         return u_try, f_try, g_try, ok, jnp.clip(tau, 0.1, 0.5)
 
     def cond(c):
         _, accepted, n, _, _, _ = c
-        return running & ~accepted & (n < settings.max_linesearch) & (evals + n < max_evals)
+        return running & ~accepted & (n < jnp.where(fresh, 1, settings.max_linesearch)) & (evals + n < max_evals)
 
     def body(c):
         alpha, _, n, u_best, f_best, g_best = c
@@ -131,30 +134,29 @@ def _iterate_one(fun: Callable, settings: Settings, args, u, f, g, s_hist, y_his
     count_new = jnp.where(~accepted & (count > 0), 0, count_new)
     evals_new = evals + used
     small_f = (f - f_new) <= settings.ftol * jnp.maximum(jnp.maximum(jnp.abs(f), jnp.abs(f_new)), 1.0)
-    new_status = jnp.where(
+    pg_small = _projected_gradient_norm(u_new, g_new) <= settings.pgtol
+    budget_left = jnp.where(evals_new >= max_evals, BUDGET, RUNNING)
+    if_fresh = jnp.where(~accepted, NOT_FINITE, jnp.where(pg_small, CONVERGED_PG, budget_left))
+    new_status = jnp.where(fresh, if_fresh, jnp.where(
         ~accepted & (evals_new >= max_evals), BUDGET,
         jnp.where(~accepted & (count == 0), NO_STEP,
-                  jnp.where(accepted & (_projected_gradient_norm(u_new, g_new) <= settings.pgtol), CONVERGED_PG,
-                            jnp.where(accepted & small_f, CONVERGED_F,
-                                      jnp.where(evals_new >= max_evals, BUDGET, RUNNING)))))
+                  jnp.where(accepted & pg_small, CONVERGED_PG,
+                            jnp.where(accepted & small_f, CONVERGED_F, budget_left)))))
     keep = lambda old, new: jnp.where(running, new, old)  # noqa: E731
     return (keep(u, u_new), keep(f, f_new), keep(g, g_new), keep(s_hist, s_hist_new), keep(y_hist, y_hist_new),
             keep(count, count_new), keep(status, new_status), keep(evals, evals_new),
             keep(iterations, iterations + 1))
 
 
-@partial(jax.jit, static_argnums=(0, 1))
-def start(fun: Callable, settings: Settings, args, u0, max_evals) -> LbfgsState:
-    """Evaluate every start ``u0`` [S, P] once and set up the state."""
-    f, g = jax.vmap(fun, in_axes=(None, 0))(args, u0)
+def start(settings: Settings, u0) -> LbfgsState:
+    """The state of every start ``u0`` [S, P] before any evaluation: the first :func:`iterate` evaluates the
+    starts (so the value-and-gradient lives in one compiled program only)."""
+    u0 = jnp.asarray(u0)
     n, p = u0.shape
-    finite = jnp.isfinite(f) & jnp.all(jnp.isfinite(g), axis=1)
-    pg_small = jax.vmap(_projected_gradient_norm)(u0, g) <= settings.pgtol
-    status = jnp.where(~finite, NOT_FINITE, jnp.where(pg_small, CONVERGED_PG, RUNNING))
-    status = jnp.where((status == RUNNING) & (max_evals <= 1), BUDGET, status)
     zeros = jnp.zeros((n, settings.memory, p), u0.dtype)
     ints = jnp.zeros((n,), jnp.int32)
-    return LbfgsState(u0, f, g, zeros, zeros, ints, status.astype(jnp.int32), ints + 1, ints)
+    return LbfgsState(u0, jnp.full((n,), jnp.inf, u0.dtype), jnp.zeros_like(u0), zeros, zeros, ints, ints + RUNNING,
+                      ints, ints)
 
 
 @partial(jax.jit, static_argnums=(0, 1))

@@ -144,6 +144,39 @@ def objective(problem: FitProblem, u):
     return jnp.mean(per_trace)
 
 
+def _voltage_residuals(problem: FitProblem, v):
+    index = losses.sample_indices(v.shape[0], problem.points)
+    if len(index) < v.shape[0]:
+        v, target = v[index], problem.target_voltage[index]
+    else:
+        target = problem.target_voltage
+    return (v - target).ravel() / jnp.sqrt(float(target.size))
+
+
+def residuals(problem: FitProblem, u, forcing=None):
+    """Residuals [M] at unit-box point ``u`` [P], scaled so that ``sum(r**2)`` is the objective.
+
+    Potential targets: voltage errors / sqrt(M) (``objective``). With ``forcing`` (a traced 0/1; threshold
+    models) also the spike-forced terms of :func:`warm_objective`: 1 gives that objective as a sum of squares
+    (imposed spikes, threshold penalty), 0 the free-running objective (the penalty's residuals are zero), in
+    one program. Spike targets (with ``forcing``): the threshold penalty's residuals, ``warm_objective``.
+    """
+    model = get_model(problem.model)
+    theta = problem.to_params(u)
+    if forcing is None or model.simulate_forced is None:
+        v, _, _ = model.simulate(theta, problem.constants, problem.current, problem.dt)
+        return _voltage_residuals(problem, v)
+    v, x, x_before = model.simulate_forced(theta, problem.constants, problem.current, problem.dt, problem.forced,
+                                           forcing)
+    scale = forcing / jnp.sqrt(jnp.maximum(jnp.sum(problem.forced), 1.0))  # losses.threshold_penalty, squared
+    crossing = problem.forced * 0.5 * (x + x_before)
+    above = (1.0 - problem.forced) * jax.nn.relu(x)
+    penalty = [scale * crossing.ravel(), scale * above.ravel()]
+    if problem.target == "spike":  # the spike-forced objective of a spike target is the penalty alone
+        return jnp.concatenate(penalty)
+    return jnp.concatenate([_voltage_residuals(problem, v), *penalty])
+
+
 def warm_objective(problem: FitProblem, u):
     """The spike-forced objective of threshold models: with the data's spikes imposed, the voltage MSE (potential
     targets) plus :func:`losses.threshold_penalty` (mV^2). Smooth where the free-running objective jumps
@@ -167,7 +200,21 @@ def reported_loss(problem: FitProblem, u):
     return jnp.mean(per_trace)
 
 
+def losses_at(problem: FitProblem, u):
+    """(objective, reported loss) at ``u`` [P] from one simulation (RMSE is the objective's square root)."""
+    v, s, lag = simulate_params(problem, problem.to_params(u))
+    if problem.target == "potential":
+        mse = losses.voltage_mse(v, problem.target_voltage, problem.points)
+        return mse, jnp.sqrt(mse)
+    smooth = losses.gamma_factor_loss(s, lag, problem.target_spikes, problem.dt, problem.delta, problem.window,
+                                      problem.capacity)
+    exact = losses.gamma_factor_exact(s, problem.target_spikes, problem.dt, problem.delta, problem.window,
+                                      problem.capacity)
+    return jnp.mean(smooth), jnp.mean(exact)
+
+
 # Compiled once per (static fields, shapes); the problem is an argument, never a closure constant.
+batch_losses = jax.jit(jax.vmap(losses_at, in_axes=(None, 0)))  # what the screen and the baselines evaluate
 batch_objective = jax.jit(jax.vmap(objective, in_axes=(None, 0)))
 batch_reported_loss = jax.jit(jax.vmap(reported_loss, in_axes=(None, 0)))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from diffbrain.errors import BadInput
@@ -49,8 +50,9 @@ class NeuronModel:
     gamma_delta_ms: float  # default coincidence window of the gamma factor
     spikes_from_voltage: Callable[..., Any]  # (voltage [B, T] mV, constants [C]) -> spikes [B, T] of 0/1
     help: str = ""
-    # Optional: (theta, constants, current, dt, forced [T, B]) -> (V, x, x_before) with spikes imposed at
-    # ``forced``; models that have it get a spike-forced warm start in gradient fits (threshold models).
+    # Optional: (theta, constants, current, dt, forced [T, B], forcing) -> (V, x, x_before) with spikes imposed at
+    # ``forced`` (``forcing`` 1; 0 runs free in the same program); models that have it can get a spike-forced
+    # warm start in gradient fits (threshold models).
     simulate_forced: Callable[..., Any] | None = None
 
     @property
@@ -101,10 +103,30 @@ def exprel(z):
 
 
 def spike_function():
-    """Heaviside forward, triangular (ReLU) surrogate gradient of unit half-width (braintools)."""
-    import braintools
+    """Heaviside forward, triangular (ReLU) surrogate gradient of unit half-width.
 
-    return braintools.surrogate.ReluGrad(alpha=1.0, width=1.0)
+    The same function as ``braintools.surrogate.ReluGrad(alpha=1, width=1)`` (a test checks values, first and
+    second derivatives against it), written as a ``jax.custom_jvp`` here because importing braintools takes
+    seconds (it loads brainstate, scipy.signal and matplotlib), more than a whole neuron fit by gradient.
+    """
+    return _relu_grad_spike()
+
+
+@cache
+def _relu_grad_spike():
+    import jax
+    import jax.numpy as jnp
+
+    @jax.custom_jvp
+    def spike(x):
+        return (x >= 0).astype(x.dtype)
+
+    @spike.defjvp
+    def _spike_jvp(primals, tangents):
+        (x,), (dx,) = primals, tangents
+        return spike(x), jax.nn.relu(1.0 - jnp.abs(x)) * dx
+
+    return spike
 
 
 def crossing_lag(x_before, x_after):
@@ -114,6 +136,20 @@ def crossing_lag(x_before, x_after):
     rise = x_after - x_before
     safe = jnp.where(rise > 0, rise, 1.0)
     return jnp.clip(jnp.where(rise > 0, x_after / safe, 0.0), 0.0, 1.0 - 1e-6)
+
+
+# Rematerialise a scan's step (jax.checkpoint: recompute it in the backward pass instead of storing it) for
+# traces longer than this many neuron-steps (time steps x traces): all of them. Measured with
+# bench/fit_eval_cost.py --no-remat on 2 CPU cores, 20 starts, where memory is no concern (a few MB): storing the
+# per-step values made a value-and-gradient 1.0-2x slower for GIF and 2x slower for HH than recomputing them.
+REMAT_ABOVE_NEURON_STEPS = 0
+
+
+def scan_step(step, shape: tuple[int, int]):
+    """``step`` for ``lax.scan`` over inputs [T, B]: rematerialised when T x B exceeds REMAT_ABOVE_NEURON_STEPS."""
+    import jax
+
+    return jax.checkpoint(step) if shape[0] * shape[1] > REMAT_ABOVE_NEURON_STEPS else step
 
 
 def to_number(value: Any, unit: str, field: str) -> Any:

@@ -14,7 +14,7 @@ A1 = A2 = 0 they stay zero, so the defaults here give them a depolarising I1 kic
 
 from __future__ import annotations
 
-from diffbrain.neuron.base import ModelParam, NeuronModel, crossing_lag, exprel, spike_function
+from diffbrain.neuron.base import ModelParam, NeuronModel, crossing_lag, exprel, scan_step, spike_function
 
 FITTED = (
     ModelParam("a", "1/ms", 0.005, "dependence of the threshold on V", 0.0, 0.1),
@@ -39,8 +39,9 @@ FIXED = (
 )
 
 
-def _run(theta, constants, current, dt, forced=None):
-    """The GIF scan; with ``forced`` [T, B] (0/1) spikes happen exactly there, half a step before the sample.
+def _run(theta, constants, current, dt, forced=None, forcing=1.0):
+    """The GIF scan; with ``forced`` [T, B] (0/1) spikes happen exactly there, half a step before the sample
+    (``forcing`` 1, a traced value; with 0 the same program runs free, so both share one compilation).
 
     A step from sample t-1 to t integrates every variable exactly for the step (exponential Euler, the
     others held). When V >= V_th at sample t, the crossing is placed by linear interpolation between the
@@ -74,8 +75,10 @@ def _run(theta, constants, current, dt, forced=None):
         if forced is None:
             fired = jax.lax.stop_gradient(s)
             lag = crossing_lag(before[0] - before[1], x) * fired
-        else:
-            fired, lag = forced_now, 0.5 * forced_now
+        else:  # ``forcing`` (traced) 1: the imposed spikes; 0: the model's own, as above
+            own = jax.lax.stop_gradient(s)
+            fired = forcing * forced_now + (1.0 - forcing) * own
+            lag = forcing * 0.5 * forced_now + (1.0 - forcing) * crossing_lag(before[0] - before[1], x) * own
         # the state at the crossing, reset, then advanced to this sample
         cross = [now + lag * (then - now) for now, then in zip((v, v_th, i1, i2), before, strict=True)]
         reset = (v_reset, jnp.maximum(v_th_reset, cross[1]), r1 * cross[2] + a1, r2 * cross[3] + a2)
@@ -91,7 +94,7 @@ def _run(theta, constants, current, dt, forced=None):
     v0, th0 = zeros + v_init, zeros + v_th_init
     init = (v0, th0, zeros, zeros, (v0, th0, zeros, zeros), zeros)
     forced_seq = jnp.zeros_like(current) if forced is None else forced
-    _, (v, s, lag, x, x_after) = jax.lax.scan(jax.checkpoint(step), init, (current, forced_seq))
+    _, (v, s, lag, x, x_after) = jax.lax.scan(scan_step(step, current.shape), init, (current, forced_seq))
     x_before = jnp.concatenate([x_after[:1], x_after[:-1]], axis=0)  # x just after the previous sample
     return v, s, lag, x, x_before
 
@@ -110,15 +113,16 @@ def simulate(theta, constants, current, dt):
     return v, s, lag
 
 
-def simulate_forced(theta, constants, current, dt, forced):
+def simulate_forced(theta, constants, current, dt, forced, forcing=1.0):
     """GIF with spikes imposed at ``forced`` [T, B] (0/1): (V, x, x_before) [T, B], where x = V - V_th at each
-    sample before any reset and x_before the same just after the previous sample's reset.
+    sample before any reset and x_before the same just after the previous sample's reset. ``forcing`` 0 (a
+    traced value) runs the model free instead, in the same compiled program.
 
     With the data's spike times imposed, V between spikes no longer depends on when the model would
     have fired: a smooth function of k1, k2 (and of a, b through the threshold x), the classic way to fit
     threshold models (Mensi et al. 2012; Pozzorini et al. 2015). See :func:`diffbrain.losses.threshold_penalty`.
     """
-    v, _, _, x, x_before = _run(theta, constants, current, dt, forced)
+    v, _, _, x, x_before = _run(theta, constants, current, dt, forced, forcing)
     return v, x, x_before
 
 

@@ -15,7 +15,7 @@ an upward crossing of ``V_spike`` (not fitted).
 
 from __future__ import annotations
 
-from diffbrain.neuron.base import ModelParam, NeuronModel, crossing_lag, exprel, spike_function
+from diffbrain.neuron.base import ModelParam, NeuronModel, crossing_lag, exprel, scan_step, spike_function
 
 FITTED = (
     ModelParam("gL", "uS", 0.008363657, "leak conductance", 1e-4, 0.1),
@@ -82,7 +82,7 @@ def simulate(theta, constants, current, dt):
 
     zeros = jnp.zeros((n,), dtype)
     v0 = zeros + v_init
-    _, (v, s, lag) = jax.lax.scan(jax.checkpoint(step), (v0, zeros, zeros, zeros, v0), current)
+    _, (v, s, lag) = jax.lax.scan(scan_step(step, current.shape), (v0, zeros, zeros, zeros, v0), current)
     return v, s, lag
 
 

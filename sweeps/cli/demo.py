@@ -20,26 +20,23 @@ RUNS = [(model, target, method) for model in ("gif", "hh") for target in ("poten
 
 @click.command(name="demo")
 @click.option("--out", default="demo-out", show_default=True, type=click.Path(), help="directory for the figures")
-@click.option("--starts", type=int, default=20, show_default=True,
-              help="gradient starts and DE population (the paper's 20)")
+@click.option("--starts", type=int, default=None,
+              help="gradient: starts polished after the screen (default 2); DE: population (default 20)")
 @click.option("--seed", type=int, default=0, show_default=True)
 def demo(out, starts, seed):
     """Fit GIF and HH targets (potential and spike) by gradient and by DE; print a table, write figures."""
-    import jax.numpy as jnp
     import numpy as np
     from rich.console import Console
     from rich.table import Table
 
-    from analysis import jsonsafe
+    from analysis import jsonsafe, run_figures
     from diffbrain import fitting
     from diffbrain import traces as tr
     from diffbrain.errors import BadInput
-    from diffbrain.fitting import figures
-    from diffbrain.fitting import problem as fp
     from diffbrain.neuron import get_model, simulate
 
     out_dir = check_out_dir(out)
-    if starts < 2:
+    if starts is not None and starts < 2:
         raise BadInput("--starts", f"{starts}", "give at least 2 (DE needs a population)")
     console = Console()
     targets = {}
@@ -56,12 +53,11 @@ def demo(out, starts, seed):
             result = fitting.fit(problem, method, starts, None, seed, report=report)
         truth = np.asarray(neuron.theta())
         error = float(np.max(np.abs(result.best / truth - 1.0)))
-        u = problem.to_unit(jnp.asarray(result.best, jnp.result_type(float)))
-        v_fit, s_fit = (np.asarray(x).T for x in fp.traces_at(problem, u))
+        v_fit, s_fit = fitting.fitted_traces(problem, result)
         data = targets[model]
         title = f"{model} {target}, {method}: loss {result.loss:.3g} {result.loss_units}"
         writers[f"{model}-{target}-{method}.png"] = (
-            lambda p, d=data, v=v_fit, s=s_fit, t=title, tg=target: figures.plot_fit(
+            lambda p, d=data, v=v_fit, s=s_fit, t=title, tg=target: run_figures.fit_traces(
                 p, d.current, d.dt, v, s, d.voltage if tg == "potential" else None, d.spikes, t))
         curves.setdefault((model, target), {})[method] = (result.progress_seconds, result.progress_loss)
         counts = s_fit.sum(axis=1).astype(int).tolist()
@@ -74,11 +70,11 @@ def demo(out, starts, seed):
     for (model, target), lines in curves.items():
         units = "RMSE (mV)" if target == "potential" else "gamma-factor loss"
         writers[f"{model}-{target}-loss-vs-time.png"] = (
-            lambda p, c=lines, u=units, m=model, t=target: figures.plot_losses(p, c, u, f"{m} {t}"))
+            lambda p, c=lines, u=units, m=model, t=target: run_figures.loss_curves(p, c, u, f"{m} {t}"))
     writers["summary.json"] = lambda p: p.write_text(jsonsafe.dumps(rows, indent=2) + "\n")
     write_files(out_dir, writers)
 
-    table = Table(title="Gradient (vectorised L-BFGS-B) vs differential evolution")
+    table = Table(title="Gradient (screen, then LM or L-BFGS-B) vs differential evolution")
     for column in ("model", "target", "method", "loss", "unit", "param err", "evals", "seconds"):
         table.add_column(column, justify="left" if column in ("model", "target", "method", "unit") else "right")
     for row in rows:

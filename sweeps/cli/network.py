@@ -83,8 +83,8 @@ def train(out: Path, **flags):
 
     from analysis import atomic, progress
     from analysis.paths import local_store, os_problem
+    from analysis.run_figures import write_train_figures
     from diffbrain.experiments import RunContext, get
-    from diffbrain.network.figures import write_figures
 
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -99,7 +99,7 @@ def train(out: Path, **flags):
         atomic.remove_stale_temps(final)  # what an earlier run killed on this host left
     with atomic.staged(out / "run.zarr") as zarr_tmp, atomic.staged(out / "figures") as fig_tmp:
         ds.to_zarr(local_store(zarr_tmp), mode="w-", consolidated=False)
-        written, skipped = write_figures(ds, fig_tmp)
+        written, skipped = write_train_figures(ds, fig_tmp)
         atomic.publish(zarr_tmp, out / "run.zarr", replace=True)
         atomic.publish(fig_tmp, out / "figures", replace=True)
     if ds.sizes["iteration"]:

@@ -137,10 +137,11 @@ def simulate(model, params, protocol, current_file, dt, duration, n_traces, nois
 @click.option("--dt", type=float, default=None, help="time step in ms (required with CSV files)")
 @click.option("--target", type=click.Choice(("potential", "spike")), default="potential", show_default=True)
 @click.option("--method", type=click.Choice(METHOD_NAMES), default="gradient", show_default=True)
-@click.option("--starts", type=int, default=20, show_default=True,
-              help="random starts (gradient) or population size (baselines)")
+@click.option("--starts", type=int, default=None,
+              help="gradient: starts polished after the screen (default 2); baselines: population size (default 20)")
 @click.option("--budget", type=int, default=None,
-              help="total loss evaluations (default 200 per start for gradient, population x 5 for baselines)")
+              help="total evaluations in forward-equivalents, the same for every method (default: gradient 2048, "
+                   "baselines population x 5)")
 @click.option("--bounds", multiple=True, metavar="NAME=LO:HI", help="search bounds (default: the paper's)")
 @click.option("--fixed", multiple=True, metavar="NAME=VALUE", help="fixed model constants, e.g. A1=0.5")
 @click.option("--points", type=int, default=0, show_default=True,
@@ -151,20 +152,16 @@ def simulate(model, params, protocol, current_file, dt, duration, n_traces, nois
 def fit(model, traces_file, voltage_file, dt, target, method, starts, budget, bounds, fixed, points, delta, seed,
         out):
     """Fit MODEL to the traces in a file; write DIR/fit.json and DIR/fit.png."""
-    import jax.numpy as jnp
-    import numpy as np
-
-    from analysis import jsonsafe
+    from analysis import jsonsafe, run_figures
     from diffbrain import fitting
     from diffbrain import traces as tr
     from diffbrain.errors import BadInput
-    from diffbrain.fitting import figures
-    from diffbrain.fitting import problem as fp
     from diffbrain.neuron import get_model
 
     neuron = get_model(model)
     out_dir = check_out_dir(out)
     check_finite(dt=dt, delta=delta)
+    starts = fitting.default_starts(method) if starts is None else starts
     if starts < 1:
         raise BadInput("--starts", f"{starts}", "give at least 1 start")
     if budget is not None and budget < starts:
@@ -179,8 +176,7 @@ def fit(model, traces_file, voltage_file, dt, target, method, starts, budget, bo
     problem = fitting.make_problem(model, target, data, box, constants, points, delta)
     with progress_bar(f"fit {model} ({method})") as report:
         result = fitting.fit(problem, method, starts, budget, seed, report=report)
-    dtype = jnp.result_type(float)
-    v_fit, s_fit = (np.asarray(x).T for x in fp.traces_at(problem, problem.to_unit(jnp.asarray(result.best, dtype))))
+    v_fit, s_fit = fitting.fitted_traces(problem, result)
     record = {**result.summary(), "bounds": {k: list(v) for k, v in box.items()}, "fixed": constants,
               "starts": starts, "budget": budget or fitting.default_budget(method, starts),
               "traces": str(traces_file), "spike_counts": {"fitted": s_fit.sum(axis=1).astype(int).tolist()}}
@@ -189,7 +185,7 @@ def fit(model, traces_file, voltage_file, dt, target, method, starts, budget, bo
     title = f"{model} {target} fit by {method}: loss {result.loss:.4g} {result.loss_units}"
     write_files(out_dir, {
         "fit.json": lambda p: p.write_text(jsonsafe.dumps(record, indent=2) + "\n"),
-        "fit.png": lambda p: figures.plot_fit(p, data.current, data.dt, v_fit, s_fit, data.voltage, data.spikes,
+        "fit.png": lambda p: run_figures.fit_traces(p, data.current, data.dt, v_fit, s_fit, data.voltage, data.spikes,
                                               title),
     })
     click.echo(f"{title} ({result.evaluations} evaluations, {result.seconds:.1f} s); wrote {out_dir}/fit.json, fit.png")

@@ -43,7 +43,7 @@ def simulate_network(out: Path, **flags):
     if out.exists() and not out.is_dir():
         raise BadInput("--out", f"{out} exists and is not a directory", "give a directory path for --out")
 
-    from diffbrain.network.raster import raster_figure
+    from analysis.run_figures import simulation_raster
 
     ctx = RunContext(seed=checked["seed"], point_id="cli")
     with progress.bar(f"{checked['preset']} n={checked['n']}") as ctx.progress:
@@ -58,7 +58,7 @@ def simulate_network(out: Path, **flags):
         atomic.remove_stale_temps(final)
     with atomic.staged(out / "run.zarr") as zarr_tmp, atomic.staged(out / "raster.png") as fig_tmp:
         ds.to_zarr(local_store(zarr_tmp), mode="w-", consolidated=False)
-        raster_figure(ds, fig_tmp)
+        simulation_raster(ds, fig_tmp)
         atomic.publish(zarr_tmp, out / "run.zarr", replace=True)
         atomic.publish(fig_tmp, out / "raster.png", replace=True)
     rate = lambda name: f"{float(ds[name]):.2f}"

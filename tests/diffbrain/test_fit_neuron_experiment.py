@@ -25,12 +25,12 @@ def _run(params, seed=0, reports=None):
 def _cache_sizes():
     import importlib
 
-    from diffbrain.fitting import lbfgsb
+    from diffbrain.fitting import lbfgsb, lm
     from diffbrain.fitting import problem as fp
 
     sim = importlib.import_module("diffbrain.neuron.simulate")
 
-    jitted = [fp.batch_objective, fp.batch_reported_loss, fp.traces_at, lbfgsb.start, lbfgsb.iterate,
+    jitted = [fp.batch_losses, fp.batch_objective, fp.batch_reported_loss, fp.traces_at, lm.iterate, lbfgsb.iterate,
               sim._compiled("hh")]
     return [f._cache_size() for f in jitted]
 

@@ -26,7 +26,7 @@ SETTINGS = lbfgsb.Settings()
 
 def _solve(fun, args, u0, max_evals=200, settings=SETTINGS):
     cap = jnp.asarray(max_evals)
-    state = lbfgsb.start(fun, settings, args, jnp.asarray(u0, jnp.float32), cap)
+    state = lbfgsb.start(settings, jnp.asarray(u0, jnp.float32))
     while (np.asarray(state.status) == lbfgsb.RUNNING).any():
         state = lbfgsb.iterate(fun, settings, args, state, cap)
     return state

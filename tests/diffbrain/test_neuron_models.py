@@ -139,3 +139,37 @@ def test_units_are_checked_at_the_boundary():
         simulate("gif", np.full((1, 10), np.nan), 0.1)
     with pytest.raises(BadInput, match="model"):
         get_model("lif")
+
+
+def test_the_surrogate_spike_is_braintools_relu_grad():
+    import braintools
+    import jax
+    import jax.numpy as jnp
+
+    from diffbrain.neuron.base import spike_function
+
+    ours, field = spike_function(), braintools.surrogate.ReluGrad(alpha=1.0, width=1.0)
+    x = jnp.asarray([-1.7, -0.9, -0.35, 0.0, 0.2, 0.6, 0.95, 1.4])  # away from the kinks at +-1
+    np.testing.assert_array_equal(np.asarray(ours(x)), np.asarray(field(x)))
+    for f in (lambda s: lambda z: s(z), lambda s: lambda z: s(0.8 * z) * z):  # the models need first derivatives
+        first = [np.asarray(jax.vmap(jax.grad(f(s)))(x)) for s in (ours, field)]
+        np.testing.assert_allclose(*first, rtol=1e-6)
+    second = [np.asarray(jax.vmap(jax.grad(jax.grad(s)))(x)) for s in (ours, field)]
+    np.testing.assert_allclose(*second, rtol=1e-6, atol=1e-7)
+    tangent = [np.asarray(jax.jvp(s, (x,), (0.3 * jnp.ones_like(x),))[1]) for s in (ours, field)]
+    np.testing.assert_allclose(*tangent, rtol=1e-6)
+
+
+def test_the_gif_program_with_spikes_imposed_runs_free_when_forcing_is_zero():
+    import jax.numpy as jnp
+
+    model = get_model("gif")
+    current = jnp.asarray(np.full((3000, 2), 1.8), jnp.float32)
+    theta, constants = jnp.asarray(model.theta(), jnp.float32), jnp.asarray(model.constants(), jnp.float32)
+    v, s, _ = model.simulate(theta, constants, current, 0.1)
+    assert float(s.sum()) > 5
+    forced = jnp.zeros_like(current).at[100].set(1.0)  # ignored when forcing is 0
+    v_free, _, _ = model.simulate_forced(theta, constants, current, 0.1, forced, jnp.asarray(0.0, jnp.float32))
+    np.testing.assert_array_equal(np.asarray(v_free), np.asarray(v))
+    v_forced, _, _ = model.simulate_forced(theta, constants, current, 0.1, forced)
+    assert float(jnp.abs(v_forced - v).max()) > 1.0
