@@ -102,7 +102,8 @@ def run(params: dict, ctx: RunContext):
             "n_steps": scalar(params["n_steps"], "1", np.int64),
         },
         attrs={"method": params["method"], "conn_method": params["conn_method"], "n_rec": params["n_rec"],
-               "batch_size": params["batch_size"], "device": str(devices[0])},
+               "batch_size": params["batch_size"], "device": str(devices[0]),
+               "sparse_impl": trainer.model.sparse_impl},  # the operator auto resolved to
     )
 
 

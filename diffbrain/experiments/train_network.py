@@ -71,16 +71,31 @@ def to_dataset(rec) -> xr.Dataset:
         "v_trace": (("v_time", "v_neuron"), rec.v_trace, {"units": "mV"}),
         "dt": scalar(rec.dt, "ms"),
         "n_steps": scalar(rec.n_steps, "1", np.int64),
+        # the optimiser settings the run used (a per-method default when the parameter was left unset)
+        "train_lr": scalar(rec.training["lr"], "1"),
+        "train_lr_schedule": ((), np.asarray(rec.training["lr_schedule"])),
+        "train_warmup": scalar(rec.training["warmup"], "1", np.int64),
+        "train_clip_norm": scalar(rec.training["clip_norm"], "1"),
+        "train_etrace_decay": scalar(rec.training["etrace_decay"], "1"),
     }
+    checks = rec.grad_checks
+    projections = ("ff", "exc", "inh", "readout")
+    for stat, long_name in (("cosine", "cosine with BPTT's gradient"), ("norm_ratio", "|gradient| / |BPTT's|")):
+        values = np.stack([checks[f"{stat}_{p}"] for p in projections], axis=-1).astype(np.float32)
+        data[f"grad_{stat}"] = (("grad_check", "projection"), values.reshape(-1, len(projections)),
+                                {"units": "1", "long_name": long_name + " on the same batch and weights"})
     coords = {
         "iteration": ("iteration", np.arange(n_iter, dtype=np.int64)),
         "snapshot": ("snapshot", snaps["iterations"]),
         "v_time": ("v_time", v_time, {"units": "ms"}),
         "v_neuron": ("v_neuron", rec.v_neurons.astype(np.int64)),
         "neuron": ("neuron", np.arange(rec.is_excitatory.size, dtype=np.int64)),
+        "grad_check": ("grad_check", checks["iteration"].astype(np.int64)),
+        "projection": ("projection", np.asarray(projections)),
     }
     attrs = {"method": p["method"], "conn_method": p["conn_method"], "n_rec": int(rec.is_excitatory.size),
-             "mode": p["mode"], "resumed_from_iteration": int(rec.resumed_from)}
+             "mode": p["mode"], "resumed_from_iteration": int(rec.resumed_from),
+             "method_defaults_used": ",".join(rec.defaults_used)}
     if rec.connectome is not None:
         extra_data, extra_coords, extra_attrs = connectome_variables(rec.connectome)
         data.update(extra_data)

@@ -46,11 +46,18 @@ CROSSOVER: dict[str, Crossover] = {
     # n 100: 0.59 / 2.1 / 0.81 (sub-millisecond steps: dense kept); n 400: 3.4 / 2.0 / 0.64;
     # n 1600: 3.4 / 4.8 / 0.33; n 6400: 6.2 / 2.7 / ~0.5 (event 0.87 s per time step against dense's 0.45)
     "bptt": Crossover(((100, 0.0), (400, 0.05), (1600, 0.05), (6400, 0.05)), "bench/crossover.py, 2-core CPU"),
-    # not measured on this branch: the online path (braintrace's sparse product) is being rebuilt (issue 11),
-    # and before that its CSR product lost to dense at small sizes (27x for D-RTRL at n_rec 40); event-driven
-    # from 6400 neurons at density <= 0.01, where dense traces stop fitting
-    "diag": Crossover(((100, 0.0), (1600, 0.0), (6400, 0.01)), "not measured (issue 11 slots its figures in)"),
-    "expsm_diag": Crossover(((100, 0.0), (1600, 0.0), (6400, 0.01)), "not measured (issue 11 slots its figures in)"),
+    # diag (the project's chunked D-RTRL: traces on the non-zeros against masked dense traces), batch 16, T 100,
+    # load 6.5-11, dense/event time per step at densities 0.01 / 0.05 / 0.2: n 400: 1.38 / 0.39 / 0.11;
+    # n 1600: 1.58 (dense 0.32 s per time step at load 11, 0.12 s at load 6.5 a minute later: a tie within
+    # the noise) / 0.20 / not run; n 200 (gradient only, batch 16): 1.29 at 0.02, 0.23 at 0.2 (batch 32).
+    # Dense traces of 6400 neurons do not fit (~73 GB at batch 16): the last row holds beyond.
+    "diag": Crossover(((200, 0.02), (400, 0.01), (1600, 0.01)), "bench/crossover.py, 2-core CPU (issue 11)"),
+    # expsm_diag (braintrace's ES-D-RTRL, braintrace.sparse_matmul on the CSR), batch 16, T 100, load 6.2-6.9,
+    # dense/event at 0.01 / 0.05: n 400: 0.83 / 0.88; n 1600: 0.93 / 0.52 (dense won everywhere measured).
+    # The 6400 row is not measured: extrapolated from the trend at 0.01 (dense's n^2 work per step grows
+    # past the CSR product's), so 10^5-neuron networks stay event-driven.
+    "expsm_diag": Crossover(((400, 0.0), (1600, 0.0), (6400, 0.01)),
+                            "bench/crossover.py, 2-core CPU (issue 11); 6400 extrapolated"),
 }
 
 

@@ -17,13 +17,15 @@ the input and the excitatory projection both drive the excitatory conductance.
 
 Every trainable product goes through a braintrace ETP operator (``braintrace.matmul`` /
 ``braintrace.sparse_matmul`` with ``weight_fn=abs``), so the same module trains by BPTT and online
-(D-RTRL, ES-D-RTRL). Sparse recurrent projections hold their weights on the non-zeros only: BPTT runs
-them event-driven (:func:`diffbrain.network.events.differentiable_propagate`: native CPU kernels with
-their own gradient, else brainevent's ``BinaryArray @ CSR``); the online path applies the CSR through
-``braintrace.sparse_matmul`` (float spikes); simulation without gradients (``method="simulation"``)
-uses the forward-only event kernel of :mod:`diffbrain.network.events`. ``sparse_impl="auto"`` picks the
-event-driven or the masked dense operator from the measured crossover (:mod:`diffbrain.network.crossover`).
-States carry brainunit units (mV, mA, S with a 1-ohm membrane resistance as in the paper).
+(braintrace's ES-D-RTRL; D-RTRL differentiates :meth:`EINetwork.advance`, the per-neuron step, in
+:mod:`diffbrain.network.drtrl`). Sparse recurrent projections hold their weights on the non-zeros only: BPTT
+runs them event-driven (:func:`diffbrain.network.events.differentiable_propagate`: native CPU kernels with
+their own gradient, else brainevent's ``BinaryArray @ CSR``); ES-D-RTRL applies the CSR through
+``braintrace.sparse_matmul`` (float spikes); D-RTRL keeps its traces on the non-zeros; simulation without
+gradients (``method="simulation"``) uses the forward-only event kernel of :mod:`diffbrain.network.events`.
+``sparse_impl="auto"`` picks the event-driven or the masked dense operator from the measured crossover
+(:mod:`diffbrain.network.crossover`). States carry brainunit units (mV, mA, S with a 1-ohm membrane
+resistance as in the paper).
 """
 
 from __future__ import annotations
@@ -214,9 +216,30 @@ class EINetwork(brainstate.nn.Module):
         """The conductance each postsynaptic neuron receives: (excitatory, inhibitory), in S."""
         return self.ff(x) + self.exc(spikes[..., : self.n_exc]), self.inh(spikes[..., self.n_exc :])
 
+    STATES = ("V", "I_a", "g_exc", "g_inh", "trace")  # one group per neuron, in this order
+
+    def state_values(self) -> tuple:
+        """The hidden states (V, I_a, g_exc, g_inh, trace) as brainunit quantities ``[..., n_rec]``."""
+        return tuple(getattr(self, name).value for name in self.STATES)
+
+    def set_state_values(self, values) -> None:
+        for name, value in zip(self.STATES, values, strict=True):
+            getattr(self, name).value = value
+
     def update(self, x):
         """One step in the paper's order: spikes of the last step and this step's input open conductances,
         the adaptation current decays, the membrane integrates both, the readout trace follows it.
+
+        Every path carries the surrogate gradient, including a spike's soft reset and its adaptation
+        increment. The adaptation current holds the evidence across the task's delay, and its effect on
+        the membrane has the opposite sign to the input's direct one: BPTT and D-RTRL (exact within a
+        neuron) follow it; ES-D-RTRL's rank-one trace (smoothed presynaptic input times smoothed
+        postsynaptic sensitivity) loses the input/spike coincidence it depends on and points the
+        hidden-weight gradients against BPTT's (smallest case: n_rec 5, one trial, no recurrence, cosine
+        -0.26/-0.91/-0.99 for ff/exc/inh, D-RTRL 1.000; for every trace decay tried). Making the increment a
+        constant aligns ES-D-RTRL (+0.45 to +0.96) but then no method learns the task (BPTT ends at 0.16
+        test accuracy); making the reset a constant too (the paper's ``diff_spike=0``) lets BPTT's gradient
+        explode (norm 8e14 at n_rec 40).
 
         Each new state is built from the previous step's states and this step's inputs by its *own*
         expression, even where a later state needs the same value (the membrane needs the new
@@ -226,7 +249,17 @@ class EINetwork(brainstate.nn.Module):
         """
         spk = self.spikes()
         d_exc, d_inh = self.conductance_increment(x, spk)
-        g_e_old, g_i_old, i_a_old, v_old = self.g_exc.value, self.g_inh.value, self.I_a.value, self.V.value
+        self.set_state_values(self.advance(self.state_values(), d_exc, d_inh))
+        return self.logits(self.trace.value)
+
+    def advance(self, states: tuple, d_exc, d_inh) -> tuple:
+        """The new hidden states from the previous ones and this step's conductance increments (S): a pure,
+        elementwise function of each neuron's own states (the projections' inputs are outside it), so
+        its Jacobian with respect to ``states`` is D-RTRL's per-neuron block. Gap junctions couple neurons
+        through the last step's potentials; online they are an input (no gradient through the neighbours,
+        :class:`GapJunctions`), so only a neuron's own leak ``sum_j g_ij`` enters its block."""
+        v_old, i_a_old, g_e_old, g_i_old, tr_old = states
+        spk = self.spikes(v_old)
 
         def g_exc():
             return g_e_old * self.decay_syn + d_exc
@@ -249,17 +282,18 @@ class EINetwork(brainstate.nn.Module):
                 drive = drive + self.resistance * i_gap / self.tau
             return v + (drive - rate * v) * (-u.math.expm1(-rate * self.dt)) / rate
 
-        self.g_exc.value = g_exc()
-        self.g_inh.value = g_inh()
-        self.I_a.value = adaptation()
-        self.V.value = membrane()
         # leaky rate readout: each neuron's membrane is low-pass filtered (tau_out) inside the neuron's own
-        # state group, so D-RTRL follows the readout's memory; the filtered potentials are standardised
-        # across neurons and read out linearly.
-        self.trace.value = self.trace.value * self.decay_out + (1.0 - self.decay_out) * (membrane() - self.v_th)
-        trace = self.trace.value if self.readout_neurons is None else self.trace.value[..., self.readout_neurons]
+        # state group, so D-RTRL follows the readout's memory
+        trace = tr_old * self.decay_out + (1.0 - self.decay_out) * (membrane() - self.v_th)
+        return membrane(), adaptation(), g_exc(), g_inh(), trace
+
+    def logits(self, trace, readout=None):
+        """The readout ``[..., n_out]``: the filtered potentials of the readout neurons (all, or a connectome's
+        outputs) standardised across them, read out linearly."""
+        if self.readout_neurons is not None:
+            trace = trace[..., self.readout_neurons]
         rec = jax.nn.standardize(u.get_magnitude(trace / u.mV), axis=-1)
-        return braintrace.matmul(rec, self.readout.value)
+        return braintrace.matmul(rec, self.readout.value if readout is None else readout)
 
     # -- introspection ----------------------------------------------------------------------------
 

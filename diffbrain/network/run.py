@@ -20,10 +20,12 @@ from diffbrain.errors import BadInput
 from diffbrain.network import checkpoint as ckpt_io
 from diffbrain.network.config import (
     NETWORK_PARAMS,
+    PER_METHOD,
     NetworkConfig,
     TaskConfig,
     TrainConfig,
     fingerprint,
+    resolve_training,
 )
 from diffbrain.network.memory import ensure_fits, network_estimate
 from diffbrain.network.recording import Simulator, WeightRecorder
@@ -32,11 +34,15 @@ from diffbrain.network.training import TEST_STREAM, CompileStats, Trainer, data_
 # parameters that do not change the training trajectory (excluded from the resume fingerprint)
 _NOT_TRAJECTORY = ("checkpoint_every", "test_batch", "record_trials", "record_neurons")
 _HISTORY = ("loss", "accuracy", "grad_norm", "step_seconds")
+PROJECTIONS = ("ff", "exc", "inh", "readout")
+# the gradient-check history: iteration, then cosine and norm ratio per projection (1-D, for checkpoints)
+_CHECKS = ("iteration",) + tuple(f"{stat}_{p}" for stat in ("cosine", "norm_ratio") for p in PROJECTIONS)
 
 
 def run_fingerprints(params: dict) -> tuple[str, str]:
-    """(full configuration, network only) fingerprints of validated parameters."""
-    full = {k: v for k, v in params.items() if k not in _NOT_TRAJECTORY}
+    """(full configuration, network only) fingerprints of validated parameters; per-method defaults are
+    resolved first, so leaving a parameter to the method's default and giving that value are one run."""
+    full = {k: v for k, v in resolve_training(params).items() if k not in _NOT_TRAJECTORY}
     network = {p.name: params[p.name] for p in NETWORK_PARAMS}
     network.update(n_per_group=params["n_per_group"], seed=params["seed"])
     return fingerprint(full), fingerprint(network)
@@ -59,12 +65,16 @@ class RunRecord:
     is_excitatory: np.ndarray
     dt: float
     n_steps: int
+    training: dict  # the optimiser settings the run used (per-method defaults resolved)
+    defaults_used: tuple[str, ...]  # which of them came from the method's defaults
+    grad_checks: dict[str, np.ndarray]  # _CHECKS -> values, one per check
     resumed_from: int = 0
     memory: dict | None = None  # bytes: estimate (before building), structure and states as built
     connectome: dict | None = None  # conn_method = "connectome": connectome_records.connectome_record
 
 
-def _restore(trainer: Trainer, recorder: WeightRecorder, ck: ckpt_io.Checkpoint, history: dict) -> None:
+def _restore(trainer: Trainer, recorder: WeightRecorder, ck: ckpt_io.Checkpoint, history: dict,
+             checks: dict) -> None:
     try:
         trainer.set_weights(ck.weights)
         trainer.set_optimizer_leaves(ck.optimizer)
@@ -74,17 +84,30 @@ def _restore(trainer: Trainer, recorder: WeightRecorder, ck: ckpt_io.Checkpoint,
     trainer.train_key = jax.numpy.asarray(ck.rng_key)
     for name in _HISTORY:
         history[name] = [float(v) for v in ck.history.get(name, [])][: ck.iteration]
+    kept = [float(v) < ck.iteration for v in ck.history.get("check_iteration", [])]
+    for name in _CHECKS:
+        checks[name] = [float(v) for v, keep in zip(ck.history.get(f"check_{name}", []), kept, strict=False) if keep]
     if ck.snapshots:
         recorder.restore(ck.snapshots)
 
 
 def _save(path: Path, trainer: Trainer, recorder: WeightRecorder, params: dict, fps: tuple[str, str],
-          iteration: int, history: dict) -> None:
+          iteration: int, history: dict, checks: dict) -> None:
     ckpt_io.save(path, ckpt_io.Checkpoint(
         params=params, fingerprint=fps[0], network_fingerprint=fps[1], iteration=iteration,
         weights=trainer.weights(), optimizer=trainer.optimizer_leaves(), rng_key=np.asarray(trainer.train_key),
-        history={k: np.asarray(v, dtype=np.float64) for k, v in history.items()},
+        history={**{k: np.asarray(v, dtype=np.float64) for k, v in history.items()},
+                 **{f"check_{k}": np.asarray(v, dtype=np.float64) for k, v in checks.items()}},
         snapshots=recorder.to_arrays()))
+
+
+def _check(trainer: Trainer, iteration: int, checks: dict) -> None:
+    """Record the method's gradient against BPTT's on this iteration's batch (before its update)."""
+    stats = trainer.gradient_check(iteration)
+    checks["iteration"].append(float(iteration))
+    for stat in ("cosine", "norm_ratio"):
+        for p in PROJECTIONS:
+            checks[f"{stat}_{p}"].append(stats[p][stat])
 
 
 def check_fits(params: dict):
@@ -108,6 +131,8 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
     trainer = Trainer(net_cfg, task_cfg, train_cfg, seed=params["seed"])
     recorder = WeightRecorder.for_model(trainer.model, params["hist_bins"])
     history: dict[str, list[float]] = {k: [] for k in _HISTORY}
+    checks: dict[str, list[float]] = {k: [] for k in _CHECKS}
+    check_every = train_cfg.grad_check_every if train_cfg.method != "bptt" else 0  # BPTT is the reference
 
     if params["load_checkpoint"]:
         source = Path(params["load_checkpoint"])
@@ -123,7 +148,7 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
     if path is not None and path.exists():
         ck = ckpt_io.load(path)
         ckpt_io.check_matches(ck, params, fps[0], path, False, fps[1])
-        _restore(trainer, recorder, ck, history)
+        _restore(trainer, recorder, ck, history, checks)
         start = ck.iteration
     if not recorder.iterations:
         recorder.snapshot(0, trainer.model)
@@ -133,6 +158,8 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
                          params["record_neurons"])
     stats = trainer.compile() if training else simulate.compile()  # the step's figures, also when resumed at the end
     for it in range(start, iterations):
+        if check_every and it % check_every == 0:
+            _check(trainer, it, checks)
         t0 = time.perf_counter()
         loss, acc, norm = trainer.step(it)
         seconds = time.perf_counter() - t0
@@ -142,7 +169,7 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
         if done % params["snapshot_every"] == 0:
             recorder.snapshot(done, trainer.model)
         if path is not None and (done % params["checkpoint_every"] == 0 or done == iterations):
-            _save(path, trainer, recorder, params, fps, done, history)
+            _save(path, trainer, recorder, params, fps, done, history, checks)
         ctx.report(done / max(iterations, 1), f"iteration {done}/{iterations}: loss {loss:.4f}, accuracy {acc:.3f}")
         if not math.isfinite(loss):
             for name in _HISTORY:  # a diverged run: stop, keep the shapes (the runner marks it failed)
@@ -152,6 +179,7 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
         recorder.snapshot(iterations, trainer.model)
 
     sim = simulate(data_key(params["seed"], TEST_STREAM))
+    resolved = resolve_training(params)
     connectome = None
     if before is not None:
         from diffbrain.network.connectome_records import connectome_record
@@ -166,7 +194,9 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
         snapshots=recorder.to_arrays(), bin_edges=recorder.edges, compile=stats,
         test_loss=sim.loss, test_accuracy=sim.accuracy, raster=sim.raster, v_trace=sim.v_trace,
         v_neurons=sim.v_neurons, is_excitatory=trainer.model.is_excitatory(), dt=net_cfg.dt,
-        n_steps=trainer.task.n_steps, resumed_from=start,
+        n_steps=trainer.task.n_steps, training={k: resolved[k] for k in PER_METHOD},
+        defaults_used=tuple(k for k in PER_METHOD if params.get(k) is None),
+        grad_checks={k: np.asarray(v, dtype=np.float32) for k, v in checks.items()}, resumed_from=start,
         memory={"estimated_bytes": estimate.total, "structure_bytes": trainer.model.structure_bytes(),
                 "state_bytes": 5 * 4 * net_cfg.n_rec * max(train_cfg.batch_size, params["test_batch"])},
         connectome=connectome,

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 
 from diffbrain.network.config import NetworkConfig, TaskConfig, TrainConfig
-from diffbrain.network.gradients import Inputs, gradients
+from diffbrain.network.gradients import Inputs, bptt_gradients, compare, gradients
 from diffbrain.network.model import EINetwork
 from diffbrain.network.task import EvidenceTask, accuracy
 
@@ -116,14 +116,17 @@ class Trainer:
         self.opt_state = brainstate.State(self.optimizer.init(self.model.weight_values()))
         self.train_key = data_key(seed, TRAIN_STREAM)
         self._step = CompiledProgram(self._train_step)
+        self._check = CompiledProgram(self._check_gradients)
 
     # -- the compiled step ------------------------------------------------------------------------
 
+    def _batch(self, iteration):
+        trials = self.task.trials(jax.random.fold_in(self.train_key, iteration), self.train_cfg.batch_size)
+        return Inputs(lambda t: self.task.inputs_at(trials, t), self.task.n_steps), trials.labels
+
     def _train_step(self, iteration):
         cfg = self.train_cfg
-        trials = self.task.trials(jax.random.fold_in(self.train_key, iteration), cfg.batch_size)
-        inputs = Inputs(lambda t: self.task.inputs_at(trials, t), self.task.n_steps)
-        labels = trials.labels
+        inputs, labels = self._batch(iteration)
         grads, losses, recall = gradients(self.model, cfg.method, inputs, labels, self.task.recall_start,
                                           cfg.etrace_decay, cfg.remat)
         weights = self.model.weight_values()
@@ -141,6 +144,22 @@ class Trainer:
     def compile(self) -> CompileStats:
         """Compile the step now (once); returns the compile time and XLA's memory analysis of it."""
         return self._step.compile(jnp.asarray(0, dtype=jnp.int32))
+
+    # -- gradient check against BPTT -----------------------------------------------------------------
+
+    def _check_gradients(self, iteration):
+        cfg = self.train_cfg
+        inputs, labels = self._batch(iteration)
+        reference = bptt_gradients(self.model, inputs, labels, self.task.recall_start, cfg.remat)[0]
+        estimate = gradients(self.model, cfg.method, inputs, labels, self.task.recall_start, cfg.etrace_decay)[0]
+        return reference, estimate
+
+    def gradient_check(self, iteration: int) -> dict[str, dict[str, float]]:
+        """Per projection (``ff``, ``exc``, ``inh``, ``readout``): cosine and norm ratio of this method's
+        gradient against BPTT's, on batch ``iteration`` at the current weights (nothing is updated)."""
+        reference, estimate = self._check(jnp.asarray(iteration, dtype=jnp.int32))
+        split = self.model.split_named
+        return compare(split(reference), split(estimate))
 
     # -- state for checkpoints --------------------------------------------------------------------
 

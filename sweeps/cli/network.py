@@ -27,7 +27,8 @@ def param_options(params):
     experiment: unset flags are omitted), for ``train`` and ``simulate-network``."""
     def decorate(func):
         for p in reversed(params):
-            default = "" if p.default is REQUIRED else f" [default: {p.default}]"
+            # a None default means "per method": the help text itself lists those defaults
+            default = "" if p.default is REQUIRED or p.default is None else f" [default: {p.default}]"
             choices = f" ({'|'.join(p.choices)})" if p.choices else ""
             text = f"{p.help}{choices}{default}"
             if p.kind is bool:

@@ -1,10 +1,12 @@
 """``diffbrain train``: a tiny run writes its dataset and figures, resumes, simulates; bad input exits 2 untouched."""
 
+import numpy as np
 import pytest
 import xarray as xr
 from cli_runner import run_cli
 
 from analysis.paths import local_store
+from diffbrain.network.config import METHOD_DEFAULTS
 
 TINY = ["--n-rec", "20", "--tau-neu", "30", "--tau-a", "100", "--ff-scale", "6", "--rec-scale", "2",
         "--t-interval", "5", "--t-cue", "10", "--t-delay", "10", "--t-recall", "10", "--num-cue", "3",
@@ -24,10 +26,21 @@ def test_train_writes_dataset_and_figures_then_resumes_and_simulates(tmp_path, c
     out = tmp_path / "run#1?x;y é"
     code, stdout, stderr = run_cli(["train", *TINY, "--method", "expsm_diag", "--etrace-decay", "0.95",
                                     "--conn-method", "rand", "--conn-prob", "0.4", "--seed", "3",
-                                    "--out", str(out)], capsys)
+                                    "--grad-check-every", "3", "--out", str(out)], capsys)
     assert code == 0, stderr
     ds = xr.open_zarr(local_store(out / "run.zarr"), consolidated=False)
     assert ds.attrs["method"] == "expsm_diag" and ds.attrs["conn_method"] == "rand" and ds.sizes["iteration"] == 4
+    # the settings it ran with: given (lr, etrace_decay) or the method's defaults (recorded as such)
+    assert float(ds["train_lr"]) == pytest.approx(0.01) and float(ds["train_etrace_decay"]) == pytest.approx(0.95)
+    defaults = METHOD_DEFAULTS["expsm_diag"]
+    assert str(ds["train_lr_schedule"].values) == defaults["lr_schedule"]
+    assert int(ds["train_warmup"]) == defaults["warmup"]
+    assert ds.attrs["method_defaults_used"] == "lr_schedule,warmup,clip_norm"
+    # gradient checks before iterations 0 and 3, per projection; the readout's gradient is exact
+    assert list(ds["grad_check"].values) == [0, 3] and list(ds["projection"].values) == ["ff", "exc", "inh", "readout"]
+    cosine = ds["grad_cosine"].values
+    assert cosine.shape == (2, 4) and np.isfinite(cosine).all() and (cosine[:, 3] > 0.999).all()
+    assert np.isfinite(ds["grad_norm_ratio"].values).all()
     figures = sorted(p.name for p in (out / "figures").iterdir())
     assert figures == ["loss_accuracy.png", "raster_membrane.png", "weight_histograms.png"]
     assert all((out / "figures" / f).read_bytes()[:4] == b"\x89PNG" for f in figures)
@@ -38,11 +51,12 @@ def test_train_writes_dataset_and_figures_then_resumes_and_simulates(tmp_path, c
     # the same command again: the checkpoint says all iterations are done; same trajectory
     code, stdout, stderr = run_cli(["train", *TINY, "--method", "expsm_diag", "--etrace-decay", "0.95",
                                     "--conn-method", "rand", "--conn-prob", "0.4", "--seed", "3",
-                                    "--out", str(out)], capsys)
+                                    "--grad-check-every", "3", "--out", str(out)], capsys)
     assert code == 0, stderr
     again = xr.open_zarr(local_store(out / "run.zarr"), consolidated=False)
     assert again.attrs["resumed_from_iteration"] == 4
     assert (again["loss"].values == ds["loss"].values).all()
+    assert (again["grad_cosine"].values == ds["grad_cosine"].values).all()
 
     # simulate the trained network
     sim_out = tmp_path / "sim"
@@ -78,6 +92,15 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, fl
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {field}:"), stderr
     assert not out.exists()
+
+
+def test_help_shows_the_per_method_defaults(capsys):
+    code, stdout, _ = run_cli(["train", "--help"], capsys)
+    assert code == 0
+    text = " ".join(stdout.split())
+    for name in ("lr", "lr_schedule", "warmup", "clip_norm", "etrace_decay"):
+        listed = ", ".join(f"{m} {METHOD_DEFAULTS[m][name]}" for m in ("bptt", "diag", "expsm_diag"))
+        assert f"[default: {listed}]" in text, name
 
 
 def test_checkpoint_of_another_configuration_exits_2_nothing_overwritten(tmp_path, capsys):

@@ -4,23 +4,35 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from diffbrain.network.config import NetworkConfig, TaskConfig, TrainConfig
-from diffbrain.network.training import Trainer, learning_rate, regularized
+from diffbrain.network.config import METHODS, NetworkConfig, TaskConfig, TrainConfig, resolve_training
+from diffbrain.network.recording import Simulator
+from diffbrain.network.training import TEST_STREAM, Trainer, data_key, learning_rate, regularized
 
 TASK = TaskConfig(t_interval=5.0, t_cue=10.0, t_delay=10.0, t_recall=10.0, num_cue=3, n_per_group=6,
                   cue_rate=80.0, noise_rate=20.0)
 NET = NetworkConfig(n_rec=20, tau_neu=30.0, tau_a=100.0, tau_syn=5.0, ff_scale=6.0, rec_scale=2.0)
+ITERATIONS = 60
 
 
-@pytest.mark.parametrize("method", ["bptt", "diag", "expsm_diag"])
-def test_each_method_lowers_the_loss_on_a_fixed_batch(method):
-    # lr 0.01 with the paper's clipping (global norm 1); expsm_diag's rough hidden-weight gradients make
-    # its curve noisier, but the clipped steps keep it from the rise reported without clipping
-    trainer = Trainer(NET, TASK, TrainConfig(method=method, lr=0.01, clip_norm=1.0, batch_size=4), seed=0)
-    losses = [trainer.step(0)[0] for _ in range(12)]  # iteration 0 every time: the same batch
+@pytest.mark.slow
+@pytest.mark.parametrize("method", METHODS)
+def test_each_method_learns_from_its_defaults(method):
+    """``--method M`` alone (the method's learning rate, schedule, warm-up, clipping and decay): the training loss
+    falls and the held-out loss and accuracy improve on the initial network's (fixed seeds).
+
+    Measured (seed 0, 256 held-out trials, initially loss 1.12, accuracy 0.47): bptt ends at 0.59 / 0.70,
+    expsm_diag at 0.77 / 0.59. "Above chance" is 0.56, two standard errors above 0.5 at 256 trials; with 40
+    iterations expsm_diag's batch losses had not yet fallen (each batch is fresh: the first and last ten are
+    compared)."""
+    trainer = Trainer(NET, TASK, TrainConfig.for_method(method, iterations=ITERATIONS, batch_size=16), seed=0)
+    held_out = Simulator(trainer.model, trainer.task, 256, 1, 0)
+    before = held_out(data_key(0, TEST_STREAM))
+    losses = [trainer.step(it)[0] for it in range(ITERATIONS)]
+    after = held_out(data_key(0, TEST_STREAM))
     assert np.isfinite(losses).all()
-    assert np.mean(losses[-3:]) < 0.7 * losses[0], losses
-    assert max(losses) < 1.5 * losses[0], losses
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.05, losses
+    assert after.loss < before.loss - 0.1, (before.loss, after.loss)
+    assert after.accuracy > max(0.56, before.accuracy), (before.accuracy, after.accuracy)
 
 
 def test_same_seed_same_batches_and_loss_trajectory():
@@ -35,6 +47,17 @@ def test_same_seed_same_batches_and_loss_trajectory():
     xs_b, ys_b = b.task.sample(jnp.asarray(b.train_key), 4)
     assert np.array_equal(np.asarray(xs_a), np.asarray(xs_b)) and np.array_equal(ys_a, ys_b)
     assert len({loss for loss, _, _ in run_a}) == 4  # fresh batches each iteration
+
+
+def test_per_method_defaults_fill_only_what_is_not_given():
+    given = {"method": "expsm_diag", "lr": 0.05, "etrace_decay": None, "warmup": 0}
+    resolved = resolve_training(given)
+    assert resolved["lr"] == 0.05 and resolved["warmup"] == 0  # the user's values win
+    assert resolved["etrace_decay"] == TrainConfig.for_method("expsm_diag").etrace_decay
+    assert TrainConfig.from_params({**resolved, "method": "expsm_diag", "lr_decay": 0.9, "lr_decay_steps": 100,
+                                    "remat": False, "l1": 0.0, "l2": 0.0, "iterations": 1, "batch_size": 2,
+                                    "grad_check_every": 0}).lr == 0.05
+    assert TrainConfig.for_method("bptt", lr=None).lr == TrainConfig.for_method("bptt").lr
 
 
 def test_learning_rate_schedules_by_hand():
