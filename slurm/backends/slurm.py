@@ -10,7 +10,6 @@ available the notes say so and the states go on with what ``squeue`` knows.
 from __future__ import annotations
 
 import getpass
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,20 +20,6 @@ from slurm.jobs import Submission
 from slurm.resources import Resources
 
 TIMEOUT_S = 15  # seconds any SLURM command may take
-
-
-def slurm_answers(timeout_s: float = 5.0) -> bool:
-    """True when ``sbatch`` is on PATH and a SLURM controller answers ``sinfo`` within ``timeout_s``.
-
-    A laptop with the SLURM client installed but no cluster behind it should run sweeps locally.
-    """
-    if not shutil.which("sbatch") or not shutil.which("sinfo"):
-        return False
-    try:
-        done = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, timeout=timeout_s)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
 
 
 def slurm_parameters(resources: Resources, name: str) -> dict:
@@ -104,7 +89,25 @@ class SlurmBackend(Backend):
     poll_s = 5.0
 
     def available(self) -> bool:
-        return slurm_answers()
+        return self.availability()[0]
+
+    def availability(self) -> tuple[bool, str]:
+        """A laptop with the SLURM client installed but no cluster behind it runs sweeps locally."""
+        from slurm.probe import probe
+
+        found = probe()
+        return found.answers, found.why
+
+    def script(self, resources: Resources, tasks: int, folder: Path, name: str) -> str | None:
+        """submitit's own sbatch script for one array of ``tasks`` tasks (what ``submit_array`` writes)."""
+        import shlex
+        import sys
+
+        from submitit.slurm.slurm import _make_sbatch_string
+
+        command = " ".join([shlex.quote(sys.executable), "-u -m submitit.core._submit", shlex.quote(str(folder))])
+        return _make_sbatch_string(command=command, folder=folder, map_count=tasks if tasks > 1 else None,
+                                   **slurm_parameters(resources, name))
 
     def submit(self, resources: Resources, packs: Sequence[Pack], folder: Path, name: str) -> tuple[Submission, list]:
         import submitit

@@ -86,9 +86,14 @@ def _varying(sweep) -> list[str]:
 
 def _backend(sweep):
     """The sweep's executor backend (``auto`` resolved: the backends are asked whether they can run here)."""
+    return _choose(sweep)[0]
+
+
+def _choose(sweep):
+    """(the sweep's executor backend, why ``auto`` chose it)."""
     from slurm import backends
 
-    return backends.resolve(sweep.resources.executor)
+    return backends.choose(sweep.resources.executor)
 
 
 def _short(value) -> str:
@@ -116,7 +121,8 @@ def sweep():
 @resource_options
 @size_options
 @click.option("--rows", default=10, show_default=True, help="rows of the point table to show")
-def plan(sweep_file, variant, with_optional, rows, max_points, yes, **flags):
+@click.option("--script", is_flag=True, help="also print the batch script of each array that submit would send")
+def plan(sweep_file, variant, with_optional, rows, script, max_points, yes, **flags):
     """Show the points, the jobs they pack into and what the store already holds (writes nothing)."""
     from analysis.store import COMPLETE, CORRUPT, FAILED, MARKER
     from sweeps.control import store_view
@@ -130,7 +136,7 @@ def plan(sweep_file, variant, with_optional, rows, max_points, yes, **flags):
                         free_params(sweep), rows, done=(COMPLETE, FAILED, CORRUPT))
     if not summary.total:
         raise_all_excluded()
-    backend = _backend(sweep)
+    backend, why = _choose(sweep)
     swept = summary.swept
     held = summary.held
     out = [f"sweep {sweep.name}: experiment {sweep.experiment.name}, {summary.total} points"
@@ -140,7 +146,7 @@ def plan(sweep_file, variant, with_optional, rows, max_points, yes, **flags):
            + (f", {held[CORRUPT]} corrupt (--retry-corrupt moves them aside and reruns them)"
               if held.get(CORRUPT) else "")]
     out.append(f"to run: {_n(summary.todo, 'point')} in {_n(summary.jobs, 'job')} on the {backend.name} executor"
-               + (" (auto)" if sweep.resources.executor != backend.name else ""))
+               + ((f" (auto: {why})" if why else " (auto)") if sweep.resources.executor != backend.name else ""))
     for i, (res, jobs, _) in enumerate(summary.arrays, 1):
         out.append(f"  array {i}: {_n(jobs, 'job')} of up to {_n(res.points_per_job, 'point')}, "
                    f"{backend.describe(res)}, {res.array_parallelism} at a time")
@@ -152,7 +158,26 @@ def plan(sweep_file, variant, with_optional, rows, max_points, yes, **flags):
     out += ["", _table(table, header)]
     if summary.total > rows:
         out.append(f"... {summary.total - rows} more (--rows N)")
+    if script:
+        out += _scripts(sweep, backend, summary.arrays)
     click.echo("\n".join(out))
+
+
+def _scripts(sweep, backend, arrays) -> list[str]:
+    """``plan --script``: each array's batch script, as the backend would write it at submit (nothing sent)."""
+    from slurm.backends.base import new_folder
+    from slurm.resources import jobs_dir_for
+
+    folder = new_folder(jobs_dir_for(sweep.store))  # only named: submit makes a fresh one (its own stamp)
+    out = []
+    for i, (res, jobs, _) in enumerate(arrays, 1):
+        text = backend.script(res, jobs, folder, sweep.name) if jobs else None
+        if text is None:
+            out += ["", f"array {i}: the {backend.name} executor sends no batch script "
+                    f"({backend.describe(res)}; run with --executor slurm to see SLURM's)"]
+            continue
+        out += ["", f"# ---- array {i}: {_n(jobs, 'task')} (folder stamp chosen at submit) ----", text.rstrip()]
+    return out
 
 
 def _stop_message(submissions, why: str) -> str:
