@@ -29,12 +29,15 @@ def sweep_options(func):
     @click.option("--variant", help="apply the file's [variant.NAME] table")
     @click.option("--quick", is_flag=True, help="shorthand for --variant quick")
     @click.option("--with-optional", is_flag=True, help="keep the points that [[optional]] tables drop")
+    @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                  help="override a fixed parameter or a resource (KEY=A,B,C: a grid axis); repeatable, applied "
+                       "as editing the file would be")
     @functools.wraps(func)
-    def wrapper(sweep_file, variant, quick, with_optional, **kwargs):
+    def wrapper(sweep_file, variant, quick, with_optional, sets, **kwargs):
         if quick and variant and variant != "quick":
             raise SpecError("--quick", f"conflicts with --variant {variant}", "give one of them")
         return func(sweep_file=sweep_file, variant="quick" if quick else variant, with_optional=with_optional,
-                    **kwargs)
+                    sets=sets, **kwargs)
 
     return wrapper
 
@@ -59,7 +62,7 @@ def size_options(func):
     return click.option("--yes", is_flag=True, help="go on with a sweep of more than 50000 points")(func)
 
 
-def _load_sweep(sweep_file, variant, flags=None):
+def _load_sweep(sweep_file, variant, flags=None, sets=()):
     from sweeps.spec import load_sweep
 
     flags = dict(flags or {})
@@ -67,14 +70,14 @@ def _load_sweep(sweep_file, variant, flags=None):
         flags.pop("setup", None)
     else:
         flags["setup"] = list(flags["setup"])
-    return load_sweep(sweep_file, variant=variant, flags=flags)
+    return load_sweep(sweep_file, variant=variant, flags=flags, sets=sets)
 
 
-def _load(sweep_file, variant, with_optional, flags=None, size: tuple | None = None):
+def _load(sweep_file, variant, with_optional, flags=None, size: tuple | None = None, sets=()):
     """The sweep and its points (``size`` = (max_points, yes): the guard, checked before expanding)."""
     from sweeps.points import check_size, expand
 
-    sweep = _load_sweep(sweep_file, variant, flags)
+    sweep = _load_sweep(sweep_file, variant, flags, sets)
     if size is not None:
         check_size(sweep, *size)
     return sweep, expand(sweep, with_optional=with_optional)
@@ -122,14 +125,14 @@ def sweep():
 @size_options
 @click.option("--rows", default=10, show_default=True, help="rows of the point table to show")
 @click.option("--script", is_flag=True, help="also print the batch script of each array that submit would send")
-def plan(sweep_file, variant, with_optional, rows, script, max_points, yes, **flags):
+def plan(sweep_file, variant, with_optional, sets, rows, script, max_points, yes, **flags):
     """Show the points, the jobs they pack into and what the store already holds (writes nothing)."""
     from analysis.store import COMPLETE, CORRUPT, FAILED, MARKER
     from sweeps.control import store_view
     from sweeps.plan import free_params, summarise
     from sweeps.points import check_size, iter_points, raise_all_excluded
 
-    sweep = _load_sweep(sweep_file, variant, flags)
+    sweep = _load_sweep(sweep_file, variant, flags, sets)
     check_size(sweep, max_points, yes)
     stored = store_view(sweep, MARKER).states()  # the markers only (no submitit, no zarr)
     summary = summarise(iter_points(sweep, with_optional), sweep.resources_for, stored, _varying(sweep),
@@ -253,13 +256,13 @@ def _submit_locked(sweep, points, backend, command: str, wait_lock: float, retry
 
 
 def _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wait, wait_lock, size, flags,
-            resume: bool):
+            resume: bool, sets=()):
     from analysis.store import store_exists
     from sweeps import control
 
     if math.isnan(wait_lock):
         raise SpecError("--wait-lock", "nan seconds", "give a number of seconds >= 0")
-    sweep, points = _load(sweep_file, variant, with_optional, flags, size)
+    sweep, points = _load(sweep_file, variant, with_optional, flags, size, sets)
     if resume and not store_exists(sweep.store):
         raise SpecError("store", f"{sweep.store} does not exist yet", "run `diffbrain sweep submit` first")
     backend = _backend(sweep)
@@ -316,11 +319,11 @@ def submit_options(func):
 @submit_options
 @click.option("--wait", is_flag=True, help="block until the sweep ends (progress bar on a terminal); "
               "exit 1 if any point failed or is missing")
-def submit(sweep_file, variant, with_optional, wait, retry_failed, retry_corrupt, wait_lock, max_points, yes,
+def submit(sweep_file, variant, with_optional, sets, wait, retry_failed, retry_corrupt, wait_lock, max_points, yes,
            **flags):
     """Submit the points that the store does not hold yet (one job array per resource set)."""
     _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wait, wait_lock, (max_points, yes),
-            flags, resume=False)
+            flags, resume=False, sets=sets)
 
 
 @sweep.command()
@@ -328,25 +331,25 @@ def submit(sweep_file, variant, with_optional, wait, retry_failed, retry_corrupt
 @resource_options
 @submit_options
 @click.option("--wait", is_flag=True, help="block until the sweep ends; exit 1 if any point failed or is missing")
-def resume(sweep_file, variant, with_optional, wait, retry_failed, retry_corrupt, wait_lock, max_points, yes,
+def resume(sweep_file, variant, with_optional, sets, wait, retry_failed, retry_corrupt, wait_lock, max_points, yes,
            **flags):
     """Resubmit only the missing points (failed ones with --retry-failed, corrupt ones with --retry-corrupt);
     queued ones are left alone."""
     _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wait, wait_lock, (max_points, yes),
-            flags, resume=True)
+            flags, resume=True, sets=sets)
 
 
 @sweep.command()
 @sweep_options
 @click.option("--errors", default=10, show_default=True, help="failed points to list with their error")
 @click.option("--verify", is_flag=True, help="check every stored file against its checksum (reads the whole store)")
-def status(sweep_file, variant, with_optional, errors, verify):
+def status(sweep_file, variant, with_optional, sets, errors, verify):
     """Count complete / failed / corrupt / running / pending / missing points; list failed and corrupt ones."""
     from analysis.store import CHECKSUMS, FILES
     from sweeps import control
     from sweeps.points import swept_names
 
-    sweep, points = _load(sweep_file, variant, with_optional)
+    sweep, points = _load(sweep_file, variant, with_optional, sets=sets)
     state = control.sweep_state(sweep, points, check=CHECKSUMS if verify else FILES)
     counts = state.counts()
     lines = [f"sweep {sweep.name}: {len(points)} points, store {sweep.store}"]
@@ -380,13 +383,13 @@ def status(sweep_file, variant, with_optional, errors, verify):
 @sweep.command()
 @sweep_options
 @click.option("--job", "job_ids", multiple=True, help="cancel only this job id (repeatable; e.g. 12_3 or 12)")
-def cancel(sweep_file, variant, with_optional, job_ids):
+def cancel(sweep_file, variant, with_optional, sets, job_ids):
     """Cancel the sweep's queued and running jobs (or only the given ones)."""
     from slurm import jobs as jobbook
     from slurm.resources import jobs_dir_for
     from slurm.status import cancel as cancel_jobs
 
-    sweep, _ = _load(sweep_file, variant, with_optional)
+    sweep, _ = _load(sweep_file, variant, with_optional, sets=sets)
     submissions = jobbook.load(jobs_dir_for(sweep.store))
     known = {j.job_id for s in submissions for j in s.jobs} | {a for s in submissions for a in s.array_ids}
     for job_id in job_ids:
