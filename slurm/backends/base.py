@@ -96,9 +96,14 @@ class Backend(abc.ABC):
         """What ``sweep plan`` says about an array's resources."""
         return f"{resources.timeout_min} min"
 
-    def script(self, resources: Resources, tasks: int, folder: Path, name: str) -> str | None:
-        """The batch script ``submit`` would send for an array of ``tasks`` tasks (None: it sends none)."""
+    def script(self, resources: Resources, tasks: int, folder: Path, name: str, after: str | None = None) -> str | None:
+        """The batch script ``submit`` would send for an array of ``tasks`` tasks, run after the array ``after``
+        when given (None: it sends none)."""
         return None
+
+    def array_sizes(self, tasks: int) -> tuple[list[int], str]:
+        """How an array of ``tasks`` tasks is split when submitted (the scheduler's limit), and why."""
+        return [tasks], ""
 
     def setup_note(self, lines: str) -> str:
         """What ``sweep plan`` says about the ``setup`` lines (``lines``: "2 setup lines")."""

@@ -151,8 +151,10 @@ def plan(sweep_file, variant, with_optional, sets, rows, script, max_points, yes
     out.append(f"to run: {_n(summary.todo, 'point')} in {_n(summary.jobs, 'job')} on the {backend.name} executor"
                + ((f" (auto: {why})" if why else " (auto)") if sweep.resources.executor != backend.name else ""))
     for i, (res, jobs, _) in enumerate(summary.arrays, 1):
+        sizes, why = backend.array_sizes(jobs)
         out.append(f"  array {i}: {_n(jobs, 'job')} of up to {_n(res.points_per_job, 'point')}, "
-                   f"{backend.describe(res)}, {res.array_parallelism} at a time")
+                   f"{backend.describe(res)}, {res.array_parallelism} at a time"
+                   + (f"; split into {len(sizes)} arrays, one after the other ({why})" if len(sizes) > 1 else ""))
     if sweep.resources.setup:
         out.append(backend.setup_note(_n(len(sweep.resources.setup), "setup line")))
     header = ["#", "point", *swept, "stored"]
@@ -174,12 +176,17 @@ def _scripts(sweep, backend, arrays) -> list[str]:
     folder = new_folder(jobs_dir_for(sweep.store))  # only named: submit makes a fresh one (its own stamp)
     out = []
     for i, (res, jobs, _) in enumerate(arrays, 1):
-        text = backend.script(res, jobs, folder, sweep.name) if jobs else None
-        if text is None:
-            out += ["", f"array {i}: the {backend.name} executor sends no batch script "
-                    f"({backend.describe(res)}; run with --executor slurm to see SLURM's)"]
-            continue
-        out += ["", f"# ---- array {i}: {_n(jobs, 'task')} (folder stamp chosen at submit) ----", text.rstrip()]
+        sizes = backend.array_sizes(jobs)[0] if jobs else []
+        for part, tasks in enumerate(sizes, 1):
+            after = f"<array {i}.{part - 1}>" if part > 1 else None
+            text = backend.script(res, tasks, folder, sweep.name, after)
+            if text is None:
+                out += ["", f"array {i}: the {backend.name} executor sends no batch script "
+                        f"({backend.describe(res)}; run with --executor slurm to see SLURM's)"]
+                break
+            label = f"{i}.{part}" if len(sizes) > 1 else str(i)
+            out += ["", f"# ---- array {label}: {_n(tasks, 'task')} (folder stamp chosen at submit) ----",
+                    text.rstrip()]
     return out
 
 

@@ -133,7 +133,7 @@ def test_plan_script_shows_directives_and_submits_nothing(tmp_path, capsys, no_c
     assert "--gpus-per-node" not in first and "--array" not in second  # a single task is no array
     for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=1", "#SBATCH --mem=2GB"):
         assert line in second, (line, second)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml", "slurm.conf"]  # nothing written, nothing probed
+    assert not (tmp_path / "out").exists()  # no store, no jobs folder: nothing submitted
 
 
 def test_plan_script_of_the_local_executor_says_it_sends_none(tmp_path, capsys, no_controller):
