@@ -131,10 +131,12 @@ def plan(sweep_file, variant, with_optional, sets, rows, script, max_points, yes
     from sweeps.control import store_view
     from sweeps.plan import free_params, summarise
     from sweeps.points import check_size, iter_points, raise_all_excluded
+    from sweeps.usage import estimate_line
 
     sweep = _load_sweep(sweep_file, variant, flags, sets)
     check_size(sweep, max_points, yes)
-    stored = store_view(sweep, MARKER).states()  # the markers only (no submitit, no zarr)
+    stored_scan = store_view(sweep, MARKER)  # the markers only (no submitit, no zarr)
+    stored = stored_scan.states()
     summary = summarise(iter_points(sweep, with_optional), sweep.resources_for, stored, _varying(sweep),
                         free_params(sweep), rows, done=(COMPLETE, FAILED, CORRUPT))
     if not summary.total:
@@ -157,6 +159,9 @@ def plan(sweep_file, variant, with_optional, sets, rows, script, max_points, yes
                    + (f"; split into {len(sizes)} arrays, one after the other ({why})" if len(sizes) > 1 else ""))
     if sweep.resources.setup:
         out.append(backend.setup_note(_n(len(sweep.resources.setup), "setup line")))
+    walls = [float(w) for pid, state in stored.items() if state == COMPLETE
+             for w in [stored_scan.attrs(pid).get("wall_seconds")] if isinstance(w, (int, float)) and math.isfinite(w)]
+    out.append(estimate_line(summary.arrays, walls, sweep.experiment.name))
     header = ["#", "point", *swept, "stored"]
     table = [[str(i), p.point_id, *(_short(p.params[k]) for k in swept), stored.get(p.point_id, "-")]
              for i, p in enumerate(summary.first)]
@@ -350,7 +355,9 @@ def resume(sweep_file, variant, with_optional, sets, wait, retry_failed, retry_c
 @sweep_options
 @click.option("--errors", default=10, show_default=True, help="failed points to list with their error")
 @click.option("--verify", is_flag=True, help="check every stored file against its checksum (reads the whole store)")
-def status(sweep_file, variant, with_optional, sets, errors, verify):
+@click.option("--usage", is_flag=True, help="per resources group: requested vs used CPU-hours, GPU-hours and memory, "
+              "efficiency, the cost of failures")
+def status(sweep_file, variant, with_optional, sets, errors, verify, usage):
     """Count complete / failed / corrupt / running / pending / missing points; list failed and corrupt ones."""
     from analysis.store import CHECKSUMS, FILES
     from sweeps import control
@@ -384,6 +391,11 @@ def status(sweep_file, variant, with_optional, sets, errors, verify):
                   "moves them to points/.corrupt/ and reruns them):", _table(rows, ["point", "reason"])]
         if len(corrupt) > errors:
             lines.append(f"... {len(corrupt) - errors} more (--errors N)")
+    if usage:
+        from sweeps.usage import sweep_usage, usage_lines
+
+        groups = sweep_usage(points, state.states, state.stored.attrs, sweep.resources_for)
+        lines += usage_lines(groups, _backend(sweep).describe)
     click.echo("\n".join(lines))
 
 
