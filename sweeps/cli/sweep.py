@@ -357,13 +357,23 @@ def resume(sweep_file, variant, with_optional, sets, wait, retry_failed, retry_c
 @click.option("--verify", is_flag=True, help="check every stored file against its checksum (reads the whole store)")
 @click.option("--usage", is_flag=True, help="per resources group: requested vs used CPU-hours, GPU-hours and memory, "
               "efficiency, the cost of failures")
-def status(sweep_file, variant, with_optional, sets, errors, verify, usage):
+@click.option("--watch", is_flag=True, help="refresh a live table (states, running points' progress, ETA) until "
+              "nothing is queued or running; one line per change when not on a terminal")
+def status(sweep_file, variant, with_optional, sets, errors, verify, usage, watch):
     """Count complete / failed / corrupt / running / pending / missing points; list failed and corrupt ones."""
     from analysis.store import CHECKSUMS, FILES
     from sweeps import control
     from sweeps.points import swept_names
 
     sweep, points = _load(sweep_file, variant, with_optional, sets=sets)
+    if watch:
+        from sweeps.watch import watch as watch_sweep
+
+        try:
+            watch_sweep(sweep, points, poll_s=_backend(sweep).poll_s)
+        except KeyboardInterrupt:
+            click.echo("stopped watching", err=True)
+            sys.exit(130)
     state = control.sweep_state(sweep, points, check=CHECKSUMS if verify else FILES)
     counts = state.counts()
     lines = [f"sweep {sweep.name}: {len(points)} points, store {sweep.store}"]
