@@ -212,7 +212,7 @@ def _stop_message(submissions, why: str) -> str:
 
 
 def _submit_locked(sweep, points, backend, command: str, wait_lock: float, retry_failed: bool,
-                   retry_corrupt: bool) -> tuple[list, Exception | None]:
+                   retry_corrupt: bool, snapshot: bool = True) -> tuple[list, Exception | None]:
     """Under the store's lock: the points' states, corrupt ones moved aside (if asked), the submission.
 
     Returns (submitted [(Submission, jobs)], the scheduler's refusal or None). A signal before the
@@ -248,7 +248,7 @@ def _submit_locked(sweep, points, backend, command: str, wait_lock: float, retry
             with deferred as arrived:
                 submitting = True
                 try:
-                    submitted = control.submit_sweep(sweep, todo, backend, retry_failed)
+                    submitted = control.submit_sweep(sweep, todo, backend, retry_failed, snapshot)
                 except SubmitError as err:
                     return [], err
             if arrived:
@@ -268,7 +268,7 @@ def _submit_locked(sweep, points, backend, command: str, wait_lock: float, retry
 
 
 def _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wait, wait_lock, size, flags,
-            resume: bool, sets=()):
+            resume: bool, sets=(), snapshot: bool = True):
     from analysis.store import store_exists
     from sweeps import control
 
@@ -283,7 +283,7 @@ def _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wai
     with control.signals_raise():  # from here on SIGINT/SIGTERM stop what this command started
         try:
             submitted, refused = _submit_locked(sweep, points, backend, command, wait_lock, retry_failed,
-                                                retry_corrupt)
+                                                retry_corrupt, snapshot)
         finally:  # folders made for the lock, or for a store that was not born, go again (empty ones only)
             control.remove_made_folders(sweep.store.parent, made)
         if refused is not None:
@@ -316,6 +316,9 @@ def _wait(sweep, points, backend, submitted: list) -> None:
 
 
 def submit_options(func):
+    func = click.option("--no-snapshot", "no_snapshot", is_flag=True,
+                        help="let the tasks import the toolkit from where it is installed (default: from a copy "
+                             "made at submit, in the jobs folder, so later edits never reach them)")(func)
     func = click.option("--wait-lock", type=click.FloatRange(min=0), default=0.0, show_default=True,
                         metavar="SECONDS", help="wait this long for another submit of the store to end")(func)
     func = click.option("--retry-corrupt", is_flag=True,
@@ -331,11 +334,11 @@ def submit_options(func):
 @submit_options
 @click.option("--wait", is_flag=True, help="block until the sweep ends (progress bar on a terminal); "
               "exit 1 if any point failed or is missing")
-def submit(sweep_file, variant, with_optional, sets, wait, retry_failed, retry_corrupt, wait_lock, max_points, yes,
-           **flags):
+def submit(sweep_file, variant, with_optional, sets, wait, retry_failed, retry_corrupt, wait_lock, no_snapshot,
+           max_points, yes, **flags):
     """Submit the points that the store does not hold yet (one job array per resource set)."""
     _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wait, wait_lock, (max_points, yes),
-            flags, resume=False, sets=sets)
+            flags, resume=False, sets=sets, snapshot=not no_snapshot)
 
 
 @sweep.command()
@@ -343,12 +346,12 @@ def submit(sweep_file, variant, with_optional, sets, wait, retry_failed, retry_c
 @resource_options
 @submit_options
 @click.option("--wait", is_flag=True, help="block until the sweep ends; exit 1 if any point failed or is missing")
-def resume(sweep_file, variant, with_optional, sets, wait, retry_failed, retry_corrupt, wait_lock, max_points, yes,
-           **flags):
+def resume(sweep_file, variant, with_optional, sets, wait, retry_failed, retry_corrupt, wait_lock, no_snapshot,
+           max_points, yes, **flags):
     """Resubmit only the missing points (failed ones with --retry-failed, corrupt ones with --retry-corrupt);
     queued ones are left alone."""
     _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wait, wait_lock, (max_points, yes),
-            flags, resume=True, sets=sets)
+            flags, resume=True, sets=sets, snapshot=not no_snapshot)
 
 
 @sweep.command()

@@ -9,6 +9,7 @@ import pytest
 from cli_runner import run_cli
 
 import slurm.backends.slurm as slurm_backend
+from analysis.store import read_point_attrs
 from slurm import jobs as jobbook
 from slurm.resources import jobs_dir_for
 from sweeps.spec import load_sweep
@@ -88,4 +89,7 @@ def test_split_arrays_run_as_one_submission(slurm_cluster, tmp_path, capsys, mon
         assert max(end for _, end in times[before]) <= min(start for start, _ in times[after]), times
     code, out, err = run_cli(["sweep", "status", paths["split"]], capsys)
     assert code == 0 and "complete  5" in out and "missing   0" in out, out
+    sweep = load_sweep(paths["split"])
+    frozen = {"snapshot": sub.code["digest"], "path": sub.code["path"]}  # one code snapshot for all three arrays
+    assert all(read_point_attrs(sweep.store, j.points[0])["code"] == frozen for j in sub.jobs)
     print(f"split sweep ran in {time.monotonic() - started:.0f} s")
