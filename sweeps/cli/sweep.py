@@ -277,7 +277,9 @@ def _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wai
     sweep, points = _load(sweep_file, variant, with_optional, flags, size, sets)
     if resume and not store_exists(sweep.store):
         raise SpecError("store", f"{sweep.store} does not exist yet", "run `diffbrain sweep submit` first")
-    backend = _backend(sweep)
+    backend, why = _choose(sweep)
+    if why and sweep.resources.executor != backend.name:
+        click.echo(f"note: executor auto chose {backend.name}: {why}", err=True)
     made = control.outermost_missing(sweep.store.parent)
     command = f"diffbrain sweep {'resume' if resume else 'submit'} {sweep_file}"
     with control.signals_raise():  # from here on SIGINT/SIGTERM stop what this command started

@@ -141,3 +141,11 @@ def test_plan_script_of_the_local_executor_says_it_sends_none(tmp_path, capsys, 
     path.write_text(textwrap.dedent(SWEEP.format()))
     code, out, err = run_cli(["sweep", "plan", path, "--executor", "local", "--script"], capsys)
     assert code == 0 and "array 1: the local executor sends no batch script" in out and "#SBATCH" not in out
+
+
+def test_submit_says_why_auto_chose_local(tmp_path, capsys, no_controller):
+    path = tmp_path / "s.toml"
+    path.write_text('name = "a"\nexperiment = "cluster-check"\nstore = "a.zarr"\n[grid]\nseed = [0]\n')
+    code, out, err = run_cli(["sweep", "submit", path, "--wait"], capsys)
+    assert code == 0 and "submitted 1 of 1 points to local" in out, out + err
+    assert "note: executor auto chose local: not slurm: " in err
