@@ -62,13 +62,23 @@ def _files(dirs: dict[str, Path]) -> list[tuple[str, Path]]:
     return out
 
 
-def snapshot_code(jobs_dir: str | os.PathLike) -> Snapshot:
-    """Copy the toolkit's packages into ``<jobs_dir>/code/<digest>`` (or reuse an equal copy)."""
-    files = _files(package_dirs())
+def _digest(files: list[tuple[str, Path]]) -> str:
     digest = hashlib.sha256()
     for rel, path in files:
         digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
-    short = digest.hexdigest()[:16]
+    return digest.hexdigest()[:16]
+
+
+def planned(jobs_dir: str | os.PathLike) -> Snapshot:
+    """The snapshot :func:`snapshot_code` would make now (nothing copied: ``sweep plan --script``)."""
+    short = _digest(_files(package_dirs()))
+    return Snapshot(str((Path(jobs_dir) / CODE_DIR / short).resolve()), short, None, None)
+
+
+def snapshot_code(jobs_dir: str | os.PathLike) -> Snapshot:
+    """Copy the toolkit's packages into ``<jobs_dir>/code/<digest>`` (or reuse an equal copy)."""
+    files = _files(package_dirs())
+    short = _digest(files)
     final = Path(jobs_dir) / CODE_DIR / short
     commit, dirty = git_commit()
     if not final.is_dir():

@@ -175,12 +175,17 @@ def plan(sweep_file, variant, with_optional, sets, rows, script, max_points, yes
 
 def _scripts(sweep, backend, arrays) -> list[str]:
     """``plan --script``: each array's batch script, as the backend would write it at submit (nothing sent)."""
+    from dataclasses import replace
+
     from slurm.backends.base import new_folder
     from slurm.resources import jobs_dir_for
+    from slurm.snapshot import planned, setup_line
 
     folder = new_folder(jobs_dir_for(sweep.store))  # only named: submit makes a fresh one (its own stamp)
+    frozen = setup_line(planned(jobs_dir_for(sweep.store)))  # the code copy submit makes (not with --no-snapshot)
     out = []
     for i, (res, jobs, _) in enumerate(arrays, 1):
+        res = replace(res, setup=(frozen, *res.setup))
         sizes = backend.array_sizes(jobs)[0] if jobs else []
         for part, tasks in enumerate(sizes, 1):
             after = f"<array {i}.{part - 1}>" if part > 1 else None

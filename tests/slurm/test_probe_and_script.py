@@ -128,7 +128,8 @@ def test_plan_script_shows_directives_and_submits_nothing(tmp_path, capsys, no_c
     first, second = out.split("# ---- array")[1:]
     assert first.startswith(" 1: 4 tasks") and second.startswith(" 2: 1 task ")
     for line in ("#SBATCH --partition=cpu", "#SBATCH --time=7", "#SBATCH --array=0-3%2", "#SBATCH --job-name=scr",
-                 "#SBATCH --cpus-per-task=1", "-m submitit.core._submit"):
+                 "#SBATCH --cpus-per-task=1", "-m submitit.core._submit", "PYTHONSAFEPATH=1",
+                 f"export PYTHONPATH={tmp_path / 'out' / 'scr.jobs' / 'code'}/"):
         assert line in first, (line, first)
     assert "--gpus-per-node" not in first and "--array" not in second  # a single task is no array
     for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=1", "#SBATCH --mem=2GB"):

@@ -39,6 +39,8 @@ def write(tmp_path, executor="local"):
 def test_snapshot_is_content_addressed_and_complete(tmp_path):
     first, again = snapshot.snapshot_code(tmp_path), snapshot.snapshot_code(tmp_path)
     assert first == again and [p.name for p in (tmp_path / "code").iterdir()] == [first.digest]
+    plan = snapshot.planned(tmp_path)  # what `plan --script` shows
+    assert (plan.digest, plan.path) == (first.digest, first.path)
     copy = Path(first.path)
     for name, source in snapshot.package_dirs().items():
         files = sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts
