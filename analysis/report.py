@@ -110,10 +110,11 @@ def _provenance(ds, store: Path, counts: dict[str, int], scheduler: str | None) 
 
 
 def build_report(store: str | Path, out: str | Path, scheduler: str | None = None, options=None,
-                 status: Callable[[str], None] | None = None) -> Report:
+                 status: Callable[[str], None] | None = None, html: bool = False) -> Report:
     """Open ``store`` with :func:`analysis.open_sweep`, compute the statistics on ``scheduler`` and write
-    the figures and ``summary.md`` into ``out``. Raises :class:`BadStore` (not a store, newer layout, no
-    complete points), :class:`BadOutput`, or :class:`analysis.scheduler.SchedulerError`, before writing."""
+    the figures and ``summary.md`` into ``out`` (``html``: also one self-contained ``report.html``). Raises
+    :class:`BadStore` (not a store, newer layout, no complete points), :class:`BadOutput`, or
+    :class:`analysis.scheduler.SchedulerError`, before writing."""
     from analysis.collect import open_sweep
     from analysis.report_sections import SECTIONS
     from analysis.scheduler import dask_client, parse_scheduler
@@ -148,6 +149,11 @@ def build_report(store: str | Path, out: str | Path, scheduler: str | None = Non
                     report.sections.append("\n".join(lines))
         summary = _provenance(ds, store, counts, scheduler) + _figure_list(report) + report.sections
         (tmp / SUMMARY).write_text("\n".join(summary).rstrip() + "\n")
+        if html:
+            from analysis.html_report import REPORT_HTML, render_html
+
+            title = f"diffbrain report: {(ds.attrs.get('sweep') or {}).get('name', store.name)}"
+            (tmp / REPORT_HTML).write_text(render_html(title, (tmp / SUMMARY).read_text(), report.figures, FIGURES))
         atomic.publish(tmp, out, replace=True)
     except BaseException:
         atomic.remove_temp(tmp, out)

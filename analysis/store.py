@@ -68,6 +68,7 @@ class PointRecord:
     status: str = ""  # complete | failed: the completion marker
     error: str | None = ""  # the error text of a failed point (None on a complete one)
     manifest: dict | None = None  # {relative file path: [bytes, CRC-32]}: set by write_point
+    code: dict | None = None  # where the point's code was imported from: {snapshot (digest or null), path}
 
     def to_attrs(self) -> dict:
         return asdict(self)

@@ -48,6 +48,13 @@ def git_commit() -> tuple[str | None, bool | None]:
     return commit.stdout.strip(), bool(status.stdout.strip()) if status.returncode == 0 else None
 
 
+def code_origin() -> dict:
+    """Where this process imports the toolkit from: the submission's code snapshot (its digest, set by the
+    task's setup line) or none, and the folder holding the imported packages."""
+    return {"snapshot": os.environ.get("DIFFBRAIN_CODE_SNAPSHOT") or None,
+            "path": str(Path(diffbrain.__file__).resolve().parent.parent)}
+
+
 def package_versions() -> dict[str, str]:
     """Exact versions of every installed distribution, by normalised name."""
     out = {}

@@ -81,4 +81,4 @@ def point_record(task: PointTask, status: str, error: str | None, started: str, 
         host=provenance.host(), devices=(devices or PointDevices()).describe(), gpus=provenance.gpus(),
         started=started, ended=ended, wall_seconds=wall_seconds, job_id=provenance.job_id(),
         restart_count=provenance.restart_count(), status=status, error=error,
-        peak_rss_bytes=provenance.peak_rss_bytes() if measured else None)
+        peak_rss_bytes=provenance.peak_rss_bytes() if measured else None, code=provenance.code_origin())

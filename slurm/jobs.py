@@ -31,6 +31,7 @@ class Submission:
     folder: str  # submitit folder of this submission (pickles and logs)
     resources: dict
     jobs: list[JobRecord] = field(default_factory=list)
+    code: dict | None = None  # the code snapshot its tasks import (slurm.snapshot), or why there is none
 
     @property
     def array_ids(self) -> list[str]:
@@ -43,7 +44,8 @@ class Submission:
     @classmethod
     def from_json(cls, data: dict) -> Submission:
         jobs = [JobRecord(**j) for j in data.get("jobs", [])]
-        return cls(data["submitted"], data["executor"], data["host"], data["folder"], data.get("resources", {}), jobs)
+        return cls(data["submitted"], data["executor"], data["host"], data["folder"], data.get("resources", {}), jobs,
+                   data.get("code"))
 
 
 def record(jobs_dir: str | Path, submission: Submission) -> None:

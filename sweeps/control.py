@@ -235,7 +235,7 @@ def packs_of(plan: Plan, sweep: Sweep, retry_failed: bool) -> list[tuple]:
             for array in plan.arrays if array]
 
 
-def submit_sweep(sweep: Sweep, points: list[PointTask], backend: Backend, retry_failed: bool):
+def submit_sweep(sweep: Sweep, points: list[PointTask], backend: Backend, retry_failed: bool, snapshot: bool = True):
     """Create/update the store, pack ``points`` and submit them; returns [(Submission, submitit jobs)].
 
     Call it holding the store's lock. If the scheduler refuses the first array, the store and job folder
@@ -247,7 +247,7 @@ def submit_sweep(sweep: Sweep, points: list[PointTask], backend: Backend, retry_
     create_store(sweep.store, sweep.info(), store_provenance())
     plan = pack(points, sweep.resources_for, free_params(sweep))
     try:
-        return submit(packs_of(plan, sweep, retry_failed), backend, jobs_dir, sweep.name)
+        return submit(packs_of(plan, sweep, retry_failed), backend, jobs_dir, sweep.name, snapshot)
     except (SubmitError, OSError) as err:
         if new_jobs and not jobbook.load(jobs_dir):
             shutil.rmtree(jobs_dir, ignore_errors=True)

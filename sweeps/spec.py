@@ -14,11 +14,13 @@ import contextvars
 import os
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from analysis.paths import check_writable, user_path
+from diffbrain.errors import UserError
 from diffbrain.experiments import REQUIRED, Experiment
 from slurm.resources import PER_SUBMISSION, Resources, resource_fields
 from sweeps.errors import SpecError
@@ -71,7 +73,8 @@ class Sweep:
     path: Path
     source: str
     variant: str | None
-    spec: dict = field(repr=False)  # the parsed file after the variant: stored in the store's attrs
+    spec: dict = field(repr=False)  # the parsed file after the variant and --set: stored in the store's attrs
+    sets: tuple[str, ...] = ()  # the --set KEY=VALUE items applied
 
     def resources_for(self, params: dict[str, Any]) -> Resources:
         """The resources of a point with these canonical ``params``: the last override that matches, else the
@@ -85,7 +88,7 @@ class Sweep:
     def info(self) -> dict:
         """What the store keeps about the sweep (root attr ``sweep``)."""
         return {"name": self.name, "experiment": self.experiment.name, "spec": self.spec, "source": self.source,
-                "file": str(self.path), "variant": self.variant}
+                "file": str(self.path), "variant": self.variant, "sets": list(self.sets)}
 
 
 def _type_name(value: Any) -> str:
@@ -268,11 +271,88 @@ def _apply_variant(spec: dict, variant: str | None) -> dict:
     return out
 
 
-def load_sweep(path: str | Path, variant: str | None = None, flags: dict[str, Any] | None = None) -> Sweep:
+def set_value(text: str) -> Any:
+    """The value of ``--set KEY=TEXT``: a TOML value (``0.5``, ``true``, ``"a,b"``, ``[1, 2]``), else a list
+    when ``TEXT`` has commas (``A,B,C``, each item a TOML value or bare text), else bare text."""
+    def one(item: str) -> Any:
+        try:
+            return tomllib.loads(f"v = {item}")["v"]
+        except tomllib.TOMLDecodeError:
+            return item
+    text = text.strip()
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        pass
+    if "," in text:
+        return [one(item.strip()) for item in text.split(",")]
+    return text
+
+
+def apply_sets(spec: dict, exp: Experiment, sets: Sequence[str], flags: dict[str, Any]) -> tuple[dict, dict]:
+    """``--set KEY=VALUE`` applied to the parsed file, as editing it would: a parameter's single value goes to
+    ``[params]`` (leaving ``[grid]`` if it was there), a list of values (``KEY=A,B,C``) becomes the ``[grid]``
+    axis (leaving ``[params]``); a resource's value goes to ``[resources]``. Returns (the effective spec, the
+    resources set, which win over override tables as flags do). The values are checked later, like the file's."""
+    from diffbrain.assignments import pairs
+
+    spec = {k: (dict(v) if isinstance(v, dict) else v) for k, v in spec.items()}
+    resources: dict[str, Any] = {}
+    declared = resource_fields()
+    given = pairs(sets, "--set", "write --set KEY=VALUE or --set KEY=A,B,C", SpecError)
+    for key, text in given.items():
+        where = f"--set {key}"
+        value = set_value(text)
+        if key in {p.name for p in exp.params}:
+            for section in ("zip", "random"):
+                tables = spec.get(section)
+                if any(isinstance(t, dict) and key in t for t in (tables if isinstance(tables, list) else [tables])):
+                    raise SpecError(where, f"{key} varies in the file's [{section}]",
+                                    "edit the sweep file to change it")
+            for section in ("params", "grid"):
+                if not isinstance(spec.get(section, {}), dict):
+                    _table(spec, section)  # the file's own error
+                spec.setdefault(section, {}).pop(key, None)
+            if isinstance(value, list):
+                spec["grid"][key] = value
+            else:
+                spec["params"][key] = value
+            for section in ("params", "grid"):
+                if not spec[section]:
+                    del spec[section]
+        elif key in declared:
+            if key in flags:
+                raise SpecError(where, f"also given as --{key.replace('_', '-')}", "give it once")
+            if declared[key].kind is list and not isinstance(value, list):
+                value = [value]
+            _table(spec, "resources")
+            spec.setdefault("resources", {})[key] = value
+            resources[key] = value
+        else:
+            raise SpecError(where, f"{key!r} is neither a parameter of experiment {exp.name!r} nor a resource",
+                            f"use one of: {', '.join(p.name for p in exp.params)}; or a resource: "
+                            f"{', '.join(declared)}")
+    return spec, resources
+
+
+def _from_set(err: UserError, sets: Sequence[str]) -> UserError:
+    """An error about a value that ``--set`` gave names ``--set KEY`` (``grid.seed[1]`` -> ``--set seed[1]``)."""
+    for item in sets:
+        key = item.partition("=")[0].strip()
+        for section in ("params", "grid", "resources"):
+            prefix = f"{section}.{key}"
+            if err.field == prefix or err.field.startswith(prefix + "["):
+                return err.at("--set " + key + err.field[len(prefix):])
+    return err
+
+
+def load_sweep(path: str | Path, variant: str | None = None, flags: dict[str, Any] | None = None,
+               sets: Sequence[str] = ()) -> Sweep:
     """Read, check and return the sweep file at ``path``.
 
     ``variant`` applies ``[variant.NAME]`` (its tables merge key by key into the file's; other keys are
-    replaced). ``flags`` are resource values from the command line (they win over the file).
+    replaced). ``flags`` are resource values from the command line (they win over the file). ``sets``:
+    ``--set KEY=VALUE`` items (:func:`apply_sets`), applied after the variant.
     """
     path = user_path(path, "sweep file")
     try:
@@ -294,12 +374,15 @@ def load_sweep(path: str | Path, variant: str | None = None, flags: dict[str, An
         raise SpecError(str(path), f"not valid TOML: {err}", "fix the syntax at that line") from None
     token = _BASE_DIR.set(path.resolve().parent)
     try:
-        return _load(path, source, raw, variant, flags)
+        return _load(path, source, raw, variant, flags, tuple(sets))
+    except UserError as err:
+        raise _from_set(err, sets) from None
     finally:
         _BASE_DIR.reset(token)
 
 
-def _load(path: Path, source: str, raw: dict, variant: str | None, flags: dict[str, Any] | None) -> Sweep:
+def _load(path: Path, source: str, raw: dict, variant: str | None, flags: dict[str, Any] | None,
+          sets: tuple[str, ...] = ()) -> Sweep:
     for key in raw:
         if key not in TOP_KEYS:
             raise SpecError(key, "unknown key", f"use one of: {', '.join(TOP_KEYS)}")
@@ -320,6 +403,9 @@ def _load(path: Path, source: str, raw: dict, variant: str | None, flags: dict[s
     except ImportError as err:  # registered, but its module is missing from this installation
         raise SpecError("experiment", f"{spec['experiment']!r} cannot be loaded here ({err})",
                         "install a diffbrain version that has it") from None
+    if sets:
+        spec, set_resources = apply_sets(spec, exp, sets, flags)
+        flags = {**set_resources, **flags}
     store = _expect(spec.get("store", f"results/{spec['name']}.zarr"), str, "store", "give a folder path")
     if not store.strip():
         raise SpecError("store", "empty", "give a folder path such as results/scan.zarr")
@@ -370,4 +456,5 @@ def _load(path: Path, source: str, raw: dict, variant: str | None, flags: dict[s
         name=spec["name"], experiment=exp, store=store_path, params=params, grid=grid, zips=tuple(zips),
         random_seed=seed, random_count=count, random=dists, exclude=exclude, optional=optional,
         resources=base, overrides=overrides, path=path.resolve(), source=source, variant=variant, spec=spec,
+        sets=sets,
     )

@@ -1,6 +1,6 @@
 """The registry of executor backends: name -> module defining ``BACKEND`` (a :class:`Backend`), imported on
 first use. ``auto`` asks each backend with an ``auto_priority`` whether it can run here (SLURM when ``sbatch``
-is on PATH and its controller answers, else this machine).
+is on PATH and its controller answers, a short cached probe: :mod:`slurm.probe`; else this machine).
 
 To add a backend: a module here with a :class:`Backend` subclass and ``BACKEND = ...``, and its name below.
 """
@@ -11,7 +11,7 @@ import importlib
 
 from slurm.backends.base import ACTIVE, RUNNING_STATES, Backend, SubmitError
 
-__all__ = ["ACTIVE", "AUTO", "RUNNING_STATES", "Backend", "SubmitError", "choices", "get", "names", "resolve"]
+__all__ = ["ACTIVE", "AUTO", "RUNNING_STATES", "Backend", "SubmitError", "choices", "choose", "get", "names", "resolve"]
 
 AUTO = "auto"
 _MODULES: dict[str, str] = {
@@ -42,10 +42,18 @@ def get(name: str) -> Backend:
 
 def resolve(name: str) -> Backend:
     """The backend for ``executor = name``; ``auto``: the first backend, by priority, that can run here."""
+    return choose(name)[0]
+
+
+def choose(name: str) -> tuple[Backend, str]:
+    """(the backend for ``executor = name``, why ``auto`` chose it: '' for a named one)."""
     if name != AUTO:
-        return get(name)
+        return get(name), ""
     candidates = sorted((b for b in map(get, _MODULES) if b.auto_priority is not None), key=lambda b: b.auto_priority)
+    passed = []
     for backend in candidates:
-        if backend.available():
-            return backend
+        ok, why = backend.availability()
+        if ok:
+            return backend, "; ".join([*passed, why] if why else passed)
+        passed.append(f"not {backend.name}: {why}" if why else f"not {backend.name}")
     raise RuntimeError("no executor backend can run here")  # the local backend always can

@@ -64,6 +64,10 @@ class Backend(abc.ABC):
     def available(self) -> bool:
         """Whether this backend can run here (``auto`` asks)."""
 
+    def availability(self) -> tuple[bool, str]:
+        """(whether it can run here, why: one line ``auto``'s answer shows)."""
+        return self.available(), ""
+
     @abc.abstractmethod
     def submit(self, resources: Resources, packs: Sequence[Pack], folder: Path, name: str) -> tuple[Submission, list]:
         """Submit ``packs`` (each one task) with ``resources``; (the submission to record, submitit's jobs).
@@ -91,6 +95,15 @@ class Backend(abc.ABC):
     def describe(self, resources: Resources) -> str:
         """What ``sweep plan`` says about an array's resources."""
         return f"{resources.timeout_min} min"
+
+    def script(self, resources: Resources, tasks: int, folder: Path, name: str, after: str | None = None) -> str | None:
+        """The batch script ``submit`` would send for an array of ``tasks`` tasks, run after the array ``after``
+        when given (None: it sends none)."""
+        return None
+
+    def array_sizes(self, tasks: int) -> tuple[list[int], str]:
+        """How an array of ``tasks`` tasks is split when submitted (the scheduler's limit), and why."""
+        return [tasks], ""
 
     def setup_note(self, lines: str) -> str:
         """What ``sweep plan`` says about the ``setup`` lines (``lines``: "2 setup lines")."""

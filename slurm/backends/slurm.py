@@ -9,8 +9,9 @@ available the notes say so and the states go on with what ``squeue`` knows.
 
 from __future__ import annotations
 
+import functools
 import getpass
-import shutil
+import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,20 +22,44 @@ from slurm.jobs import Submission
 from slurm.resources import Resources
 
 TIMEOUT_S = 15  # seconds any SLURM command may take
+DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's documented default MaxArraySize (task ids 0..1000)
+MAX_ARRAY_ENV = "DIFFBRAIN_MAX_ARRAY_SIZE"  # a lower limit than the cluster's (a site's policy; the tests)
 
 
-def slurm_answers(timeout_s: float = 5.0) -> bool:
-    """True when ``sbatch`` is on PATH and a SLURM controller answers ``sinfo`` within ``timeout_s``.
+@functools.cache
+def _cluster_max_array_size() -> tuple[int, str]:
+    from slurm.probe import probe
 
-    A laptop with the SLURM client installed but no cluster behind it should run sweeps locally.
-    """
-    if not shutil.which("sbatch") or not shutil.which("sinfo"):
-        return False
+    if not probe().answers:
+        return DEFAULT_MAX_ARRAY_SIZE, "SLURM's default (no controller answers)"
+    out, why = run_command(["scontrol", "show", "config"])
+    for line in (out or "").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip().lower() == "maxarraysize":
+            try:
+                return int(value.strip()), "the cluster's MaxArraySize"
+            except ValueError:
+                break
+    return DEFAULT_MAX_ARRAY_SIZE, f"SLURM's default ({why or 'scontrol show config names no MaxArraySize'})"
+
+
+def max_array_size() -> tuple[int, str]:
+    """(how many tasks one job array may hold, where that figure comes from): ``MaxArraySize`` of
+    ``scontrol show config`` (the largest task id is one less), else SLURM's default 1001; lowered by
+    ``$DIFFBRAIN_MAX_ARRAY_SIZE``."""
+    size, source = _cluster_max_array_size()
     try:
-        done = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, timeout=timeout_s)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
+        own = int(os.environ.get(MAX_ARRAY_ENV, "0"))
+    except ValueError:
+        own = 0
+    if 0 < own < size:
+        return own, f"${MAX_ARRAY_ENV}"
+    return size, source
+
+
+def array_chunks(tasks: int, size: int) -> list[range]:
+    """Task index ranges of the arrays that ``tasks`` tasks are split into, at most ``size`` each."""
+    return [range(start, min(start + size, tasks)) for start in range(0, tasks, max(1, size))]
 
 
 def slurm_parameters(resources: Resources, name: str) -> dict:
@@ -104,20 +129,57 @@ class SlurmBackend(Backend):
     poll_s = 5.0
 
     def available(self) -> bool:
-        return slurm_answers()
+        return self.availability()[0]
+
+    def availability(self) -> tuple[bool, str]:
+        """A laptop with the SLURM client installed but no cluster behind it runs sweeps locally."""
+        from slurm.probe import probe
+
+        found = probe()
+        return found.answers, found.why
+
+    def script(self, resources: Resources, tasks: int, folder: Path, name: str, after: str | None = None) -> str:
+        """submitit's own sbatch script for one array of ``tasks`` tasks (what ``submit_array`` writes);
+        ``after``: the array it waits for (a split array)."""
+        import shlex
+        import sys
+
+        from submitit.slurm.slurm import _make_sbatch_string
+
+        command = " ".join([shlex.quote(sys.executable), "-u -m submitit.core._submit", shlex.quote(str(folder))])
+        params = slurm_parameters(resources, name)
+        if after:
+            params["dependency"] = f"afterany:{after}"
+        return _make_sbatch_string(command=command, folder=folder, map_count=tasks if tasks > 1 else None, **params)
 
     def submit(self, resources: Resources, packs: Sequence[Pack], folder: Path, name: str) -> tuple[Submission, list]:
         import submitit
 
         from hpc.runner import PackRunner
 
+        jobs: list = []
+        previous = None
         try:
             executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=resources.max_requeues)
-            executor.update_parameters(**slurm_parameters(resources, name))
-            jobs = executor.submit_array([PackRunner([pack]) for pack in packs])
+            # arrays beyond MaxArraySize: several arrays, each after the one before it (so that no more than
+            # array_parallelism tasks run at once), recorded as one submission
+            for chunk in array_chunks(len(packs), max_array_size()[0]):
+                params = slurm_parameters(resources, name)
+                if previous is not None:
+                    params["dependency"] = f"afterany:{previous}"
+                executor.update_parameters(**params)
+                part = executor.submit_array([PackRunner([packs[i]]) for i in chunk])
+                jobs += part
+                previous = part[0].job_id.split("_")[0]
         except Exception as err:  # no SLURM here, or sbatch's own message (bad partition, too many GPUs, ...)
+            if jobs:  # nothing half-submitted: the arrays already queued go again
+                run_command(["scancel", *sorted({job.job_id.split("_")[0] for job in jobs})])
             raise SubmitError(f"SLURM refused the job array: {str(err).strip()}") from None
         return self.recorded(folder, resources, jobs, packs), jobs
+
+    def array_sizes(self, tasks: int) -> tuple[list[int], str]:
+        size, source = max_array_size()
+        return [len(chunk) for chunk in array_chunks(tasks, size)], f"at most {size} tasks per array: {source}"
 
     def states(self, submissions: Sequence[Submission], finished: bool = True) -> tuple[dict[str, str], list[str]]:
         jobs = [job for sub in submissions for job in sub.jobs]

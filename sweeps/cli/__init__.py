@@ -20,6 +20,7 @@ COMMANDS = {
     "simulate-network": "sweeps.cli.simulate_network:simulate_network",
     "sweep": "sweeps.cli.sweep:sweep",
     "report": "sweeps.cli.report:report",
+    "export": "sweeps.cli.export:export",
     "demo": "sweeps.cli.demo:demo",
 }
 

@@ -24,7 +24,9 @@ import click
               help="slurm: memory per worker job, e.g. 4GiB (default: dask config, else 2GiB).")
 @click.option("--worker-cores", default=None, type=click.IntRange(min=1), help="slurm: cores per worker job.")
 @click.option("--walltime", default=None, metavar="HH:MM:SS", help="slurm: time limit of the worker jobs.")
-def report(store, out, scheduler, workers, partition, account, worker_memory, worker_cores, walltime):
+@click.option("--html", is_flag=True, help="also write report.html: one self-contained page (figures embedded, "
+              "tables, provenance, skipped figures) that opens offline.")
+def report(store, out, scheduler, workers, partition, account, worker_memory, worker_cores, walltime, html):
     """Write the figures the STORE's experiments support and summary.md (tables, units, provenance) to --out."""
     from analysis.report import build_report
     from analysis.scheduler import SchedulerOptions
@@ -32,7 +34,8 @@ def report(store, out, scheduler, workers, partition, account, worker_memory, wo
     options = SchedulerOptions(workers=workers, queue=partition, account=account, memory=worker_memory,
                                cores=worker_cores, walltime=walltime)
     result = build_report(store, out, scheduler=scheduler, options=options,
-                          status=lambda message: click.echo(message, err=True))
-    click.echo(f"wrote {len(result.figures)} figure(s) and {result.out / 'summary.md'}")
+                          status=lambda message: click.echo(message, err=True), html=html)
+    click.echo(f"wrote {len(result.figures)} figure(s) and {result.out / 'summary.md'}"
+               + (f" and {result.out / 'report.html'}" if html else ""))
     for name, reason in result.skipped.items():
         click.echo(f"  skipped {name}: {reason}")

@@ -29,12 +29,15 @@ def sweep_options(func):
     @click.option("--variant", help="apply the file's [variant.NAME] table")
     @click.option("--quick", is_flag=True, help="shorthand for --variant quick")
     @click.option("--with-optional", is_flag=True, help="keep the points that [[optional]] tables drop")
+    @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                  help="override a fixed parameter or a resource (KEY=A,B,C: a grid axis); repeatable, applied "
+                       "as editing the file would be")
     @functools.wraps(func)
-    def wrapper(sweep_file, variant, quick, with_optional, **kwargs):
+    def wrapper(sweep_file, variant, quick, with_optional, sets, **kwargs):
         if quick and variant and variant != "quick":
             raise SpecError("--quick", f"conflicts with --variant {variant}", "give one of them")
         return func(sweep_file=sweep_file, variant="quick" if quick else variant, with_optional=with_optional,
-                    **kwargs)
+                    sets=sets, **kwargs)
 
     return wrapper
 
@@ -59,7 +62,7 @@ def size_options(func):
     return click.option("--yes", is_flag=True, help="go on with a sweep of more than 50000 points")(func)
 
 
-def _load_sweep(sweep_file, variant, flags=None):
+def _load_sweep(sweep_file, variant, flags=None, sets=()):
     from sweeps.spec import load_sweep
 
     flags = dict(flags or {})
@@ -67,14 +70,14 @@ def _load_sweep(sweep_file, variant, flags=None):
         flags.pop("setup", None)
     else:
         flags["setup"] = list(flags["setup"])
-    return load_sweep(sweep_file, variant=variant, flags=flags)
+    return load_sweep(sweep_file, variant=variant, flags=flags, sets=sets)
 
 
-def _load(sweep_file, variant, with_optional, flags=None, size: tuple | None = None):
+def _load(sweep_file, variant, with_optional, flags=None, size: tuple | None = None, sets=()):
     """The sweep and its points (``size`` = (max_points, yes): the guard, checked before expanding)."""
     from sweeps.points import check_size, expand
 
-    sweep = _load_sweep(sweep_file, variant, flags)
+    sweep = _load_sweep(sweep_file, variant, flags, sets)
     if size is not None:
         check_size(sweep, *size)
     return sweep, expand(sweep, with_optional=with_optional)
@@ -86,9 +89,14 @@ def _varying(sweep) -> list[str]:
 
 def _backend(sweep):
     """The sweep's executor backend (``auto`` resolved: the backends are asked whether they can run here)."""
+    return _choose(sweep)[0]
+
+
+def _choose(sweep):
+    """(the sweep's executor backend, why ``auto`` chose it)."""
     from slurm import backends
 
-    return backends.resolve(sweep.resources.executor)
+    return backends.choose(sweep.resources.executor)
 
 
 def _short(value) -> str:
@@ -116,21 +124,24 @@ def sweep():
 @resource_options
 @size_options
 @click.option("--rows", default=10, show_default=True, help="rows of the point table to show")
-def plan(sweep_file, variant, with_optional, rows, max_points, yes, **flags):
+@click.option("--script", is_flag=True, help="also print the batch script of each array that submit would send")
+def plan(sweep_file, variant, with_optional, sets, rows, script, max_points, yes, **flags):
     """Show the points, the jobs they pack into and what the store already holds (writes nothing)."""
     from analysis.store import COMPLETE, CORRUPT, FAILED, MARKER
     from sweeps.control import store_view
     from sweeps.plan import free_params, summarise
     from sweeps.points import check_size, iter_points, raise_all_excluded
+    from sweeps.usage import estimate_line
 
-    sweep = _load_sweep(sweep_file, variant, flags)
+    sweep = _load_sweep(sweep_file, variant, flags, sets)
     check_size(sweep, max_points, yes)
-    stored = store_view(sweep, MARKER).states()  # the markers only (no submitit, no zarr)
+    stored_scan = store_view(sweep, MARKER)  # the markers only (no submitit, no zarr)
+    stored = stored_scan.states()
     summary = summarise(iter_points(sweep, with_optional), sweep.resources_for, stored, _varying(sweep),
                         free_params(sweep), rows, done=(COMPLETE, FAILED, CORRUPT))
     if not summary.total:
         raise_all_excluded()
-    backend = _backend(sweep)
+    backend, why = _choose(sweep)
     swept = summary.swept
     held = summary.held
     out = [f"sweep {sweep.name}: experiment {sweep.experiment.name}, {summary.total} points"
@@ -140,19 +151,53 @@ def plan(sweep_file, variant, with_optional, rows, max_points, yes, **flags):
            + (f", {held[CORRUPT]} corrupt (--retry-corrupt moves them aside and reruns them)"
               if held.get(CORRUPT) else "")]
     out.append(f"to run: {_n(summary.todo, 'point')} in {_n(summary.jobs, 'job')} on the {backend.name} executor"
-               + (" (auto)" if sweep.resources.executor != backend.name else ""))
+               + ((f" (auto: {why})" if why else " (auto)") if sweep.resources.executor != backend.name else ""))
     for i, (res, jobs, _) in enumerate(summary.arrays, 1):
+        sizes, why = backend.array_sizes(jobs)
         out.append(f"  array {i}: {_n(jobs, 'job')} of up to {_n(res.points_per_job, 'point')}, "
-                   f"{backend.describe(res)}, {res.array_parallelism} at a time")
+                   f"{backend.describe(res)}, {res.array_parallelism} at a time"
+                   + (f"; split into {len(sizes)} arrays, one after the other ({why})" if len(sizes) > 1 else ""))
     if sweep.resources.setup:
         out.append(backend.setup_note(_n(len(sweep.resources.setup), "setup line")))
+    walls = [float(w) for pid, state in stored.items() if state == COMPLETE
+             for w in [stored_scan.attrs(pid).get("wall_seconds")] if isinstance(w, (int, float)) and math.isfinite(w)]
+    out.append(estimate_line(summary.arrays, walls, sweep.experiment.name))
     header = ["#", "point", *swept, "stored"]
     table = [[str(i), p.point_id, *(_short(p.params[k]) for k in swept), stored.get(p.point_id, "-")]
              for i, p in enumerate(summary.first)]
     out += ["", _table(table, header)]
     if summary.total > rows:
         out.append(f"... {summary.total - rows} more (--rows N)")
+    if script:
+        out += _scripts(sweep, backend, summary.arrays)
     click.echo("\n".join(out))
+
+
+def _scripts(sweep, backend, arrays) -> list[str]:
+    """``plan --script``: each array's batch script, as the backend would write it at submit (nothing sent)."""
+    from dataclasses import replace
+
+    from slurm.backends.base import new_folder
+    from slurm.resources import jobs_dir_for
+    from slurm.snapshot import planned, setup_line
+
+    folder = new_folder(jobs_dir_for(sweep.store))  # only named: submit makes a fresh one (its own stamp)
+    frozen = setup_line(planned(jobs_dir_for(sweep.store)))  # the code copy submit makes (not with --no-snapshot)
+    out = []
+    for i, (res, jobs, _) in enumerate(arrays, 1):
+        res = replace(res, setup=(frozen, *res.setup))
+        sizes = backend.array_sizes(jobs)[0] if jobs else []
+        for part, tasks in enumerate(sizes, 1):
+            after = f"<array {i}.{part - 1}>" if part > 1 else None
+            text = backend.script(res, tasks, folder, sweep.name, after)
+            if text is None:
+                out += ["", f"array {i}: the {backend.name} executor sends no batch script "
+                        f"({backend.describe(res)}; run with --executor slurm to see SLURM's)"]
+                break
+            label = f"{i}.{part}" if len(sizes) > 1 else str(i)
+            out += ["", f"# ---- array {label}: {_n(tasks, 'task')} (folder stamp chosen at submit) ----",
+                    text.rstrip()]
+    return out
 
 
 def _stop_message(submissions, why: str) -> str:
@@ -172,7 +217,7 @@ def _stop_message(submissions, why: str) -> str:
 
 
 def _submit_locked(sweep, points, backend, command: str, wait_lock: float, retry_failed: bool,
-                   retry_corrupt: bool) -> tuple[list, Exception | None]:
+                   retry_corrupt: bool, snapshot: bool = True) -> tuple[list, Exception | None]:
     """Under the store's lock: the points' states, corrupt ones moved aside (if asked), the submission.
 
     Returns (submitted [(Submission, jobs)], the scheduler's refusal or None). A signal before the
@@ -208,7 +253,7 @@ def _submit_locked(sweep, points, backend, command: str, wait_lock: float, retry
             with deferred as arrived:
                 submitting = True
                 try:
-                    submitted = control.submit_sweep(sweep, todo, backend, retry_failed)
+                    submitted = control.submit_sweep(sweep, todo, backend, retry_failed, snapshot)
                 except SubmitError as err:
                     return [], err
             if arrived:
@@ -228,22 +273,24 @@ def _submit_locked(sweep, points, backend, command: str, wait_lock: float, retry
 
 
 def _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wait, wait_lock, size, flags,
-            resume: bool):
+            resume: bool, sets=(), snapshot: bool = True):
     from analysis.store import store_exists
     from sweeps import control
 
     if math.isnan(wait_lock):
         raise SpecError("--wait-lock", "nan seconds", "give a number of seconds >= 0")
-    sweep, points = _load(sweep_file, variant, with_optional, flags, size)
+    sweep, points = _load(sweep_file, variant, with_optional, flags, size, sets)
     if resume and not store_exists(sweep.store):
         raise SpecError("store", f"{sweep.store} does not exist yet", "run `diffbrain sweep submit` first")
-    backend = _backend(sweep)
+    backend, why = _choose(sweep)
+    if why and sweep.resources.executor != backend.name:
+        click.echo(f"note: executor auto chose {backend.name}: {why}", err=True)
     made = control.outermost_missing(sweep.store.parent)
     command = f"diffbrain sweep {'resume' if resume else 'submit'} {sweep_file}"
     with control.signals_raise():  # from here on SIGINT/SIGTERM stop what this command started
         try:
             submitted, refused = _submit_locked(sweep, points, backend, command, wait_lock, retry_failed,
-                                                retry_corrupt)
+                                                retry_corrupt, snapshot)
         finally:  # folders made for the lock, or for a store that was not born, go again (empty ones only)
             control.remove_made_folders(sweep.store.parent, made)
         if refused is not None:
@@ -276,6 +323,9 @@ def _wait(sweep, points, backend, submitted: list) -> None:
 
 
 def submit_options(func):
+    func = click.option("--no-snapshot", "no_snapshot", is_flag=True,
+                        help="let the tasks import the toolkit from where it is installed (default: from a copy "
+                             "made at submit, in the jobs folder, so later edits never reach them)")(func)
     func = click.option("--wait-lock", type=click.FloatRange(min=0), default=0.0, show_default=True,
                         metavar="SECONDS", help="wait this long for another submit of the store to end")(func)
     func = click.option("--retry-corrupt", is_flag=True,
@@ -291,11 +341,11 @@ def submit_options(func):
 @submit_options
 @click.option("--wait", is_flag=True, help="block until the sweep ends (progress bar on a terminal); "
               "exit 1 if any point failed or is missing")
-def submit(sweep_file, variant, with_optional, wait, retry_failed, retry_corrupt, wait_lock, max_points, yes,
-           **flags):
+def submit(sweep_file, variant, with_optional, sets, wait, retry_failed, retry_corrupt, wait_lock, no_snapshot,
+           max_points, yes, **flags):
     """Submit the points that the store does not hold yet (one job array per resource set)."""
     _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wait, wait_lock, (max_points, yes),
-            flags, resume=False)
+            flags, resume=False, sets=sets, snapshot=not no_snapshot)
 
 
 @sweep.command()
@@ -303,25 +353,37 @@ def submit(sweep_file, variant, with_optional, wait, retry_failed, retry_corrupt
 @resource_options
 @submit_options
 @click.option("--wait", is_flag=True, help="block until the sweep ends; exit 1 if any point failed or is missing")
-def resume(sweep_file, variant, with_optional, wait, retry_failed, retry_corrupt, wait_lock, max_points, yes,
-           **flags):
+def resume(sweep_file, variant, with_optional, sets, wait, retry_failed, retry_corrupt, wait_lock, no_snapshot,
+           max_points, yes, **flags):
     """Resubmit only the missing points (failed ones with --retry-failed, corrupt ones with --retry-corrupt);
     queued ones are left alone."""
     _submit(sweep_file, variant, with_optional, retry_failed, retry_corrupt, wait, wait_lock, (max_points, yes),
-            flags, resume=True)
+            flags, resume=True, sets=sets, snapshot=not no_snapshot)
 
 
 @sweep.command()
 @sweep_options
 @click.option("--errors", default=10, show_default=True, help="failed points to list with their error")
 @click.option("--verify", is_flag=True, help="check every stored file against its checksum (reads the whole store)")
-def status(sweep_file, variant, with_optional, errors, verify):
+@click.option("--usage", is_flag=True, help="per resources group: requested vs used CPU-hours, GPU-hours and memory, "
+              "efficiency, the cost of failures")
+@click.option("--watch", is_flag=True, help="refresh a live table (states, running points' progress, ETA) until "
+              "nothing is queued or running; one line per change when not on a terminal")
+def status(sweep_file, variant, with_optional, sets, errors, verify, usage, watch):
     """Count complete / failed / corrupt / running / pending / missing points; list failed and corrupt ones."""
     from analysis.store import CHECKSUMS, FILES
     from sweeps import control
     from sweeps.points import swept_names
 
-    sweep, points = _load(sweep_file, variant, with_optional)
+    sweep, points = _load(sweep_file, variant, with_optional, sets=sets)
+    if watch:
+        from sweeps.watch import watch as watch_sweep
+
+        try:
+            watch_sweep(sweep, points, poll_s=_backend(sweep).poll_s)
+        except KeyboardInterrupt:
+            click.echo("stopped watching", err=True)
+            sys.exit(130)
     state = control.sweep_state(sweep, points, check=CHECKSUMS if verify else FILES)
     counts = state.counts()
     lines = [f"sweep {sweep.name}: {len(points)} points, store {sweep.store}"]
@@ -349,19 +411,24 @@ def status(sweep_file, variant, with_optional, errors, verify):
                   "moves them to points/.corrupt/ and reruns them):", _table(rows, ["point", "reason"])]
         if len(corrupt) > errors:
             lines.append(f"... {len(corrupt) - errors} more (--errors N)")
+    if usage:
+        from sweeps.usage import sweep_usage, usage_lines
+
+        groups = sweep_usage(points, state.states, state.stored.attrs, sweep.resources_for)
+        lines += usage_lines(groups, _backend(sweep).describe)
     click.echo("\n".join(lines))
 
 
 @sweep.command()
 @sweep_options
 @click.option("--job", "job_ids", multiple=True, help="cancel only this job id (repeatable; e.g. 12_3 or 12)")
-def cancel(sweep_file, variant, with_optional, job_ids):
+def cancel(sweep_file, variant, with_optional, sets, job_ids):
     """Cancel the sweep's queued and running jobs (or only the given ones)."""
     from slurm import jobs as jobbook
     from slurm.resources import jobs_dir_for
     from slurm.status import cancel as cancel_jobs
 
-    sweep, _ = _load(sweep_file, variant, with_optional)
+    sweep, _ = _load(sweep_file, variant, with_optional, sets=sets)
     submissions = jobbook.load(jobs_dir_for(sweep.store))
     known = {j.job_id for s in submissions for j in s.jobs} | {a for s in submissions for a in s.array_ids}
     for job_id in job_ids:

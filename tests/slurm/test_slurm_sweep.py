@@ -190,6 +190,10 @@ def test_sweep_on_slurm(slurm_cluster, capsys):
     (sub,) = jobbook.load(jobs_dir_for(rq.store))
     (job,) = sub.jobs
     assert {a["job_id"] for a in by_seconds.values()} == {job.job_id}
+    # the requeued run imported the code frozen at submit, not the source tree (slurm.snapshot)
+    frozen = {"snapshot": sub.code["digest"], "path": sub.code["path"]}
+    assert sub.code["path"].startswith(str(jobs_dir_for(rq.store) / "code"))
+    assert all(a["code"] == frozen for a in by_seconds.values()), [a["code"] for a in by_seconds.values()]
     log = next((folder / "requeue.jobs").rglob(f"{job.job_id}_0_log.out")).read_text()
     assert log.count("already in the store: skipped") == 2 and log.count("cluster-check starts") == 4
     assert "Requeued" in log + next((folder / "requeue.jobs").rglob(f"{job.job_id}_0_log.err")).read_text()
