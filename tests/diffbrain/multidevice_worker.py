@@ -5,7 +5,8 @@ JOB ``gradients:METHOD:CONN``: one program computes the gradients of one batch o
 all N devices; prints, per weight, the largest difference relative to the largest one-device gradient, the
 gradient norms, and the largest loss and recall-output differences. JOB ``training:METHOD:CONN``: three
 training iterations on one device and on N; prints both loss histories and the largest relative weight
-difference after them.
+difference after them. JOB ``experiment:METHOD:CONN``: the train-network experiment with parallel = auto;
+prints its device records.
 """
 
 import json
@@ -60,8 +61,22 @@ def training(method: str, conn: str) -> dict:
             "weights": max(relative(a.weights()[k], b.weights()[k]) for k in a.weights())}
 
 
+def experiment(method: str, conn: str) -> dict:
+    """The ``train-network`` experiment on every device (parallel = auto): its layout and memory records."""
+    from diffbrain.experiments import get
+
+    ds = get("train-network")({"method": method, "conn_method": conn, "n_rec": 20, "batch_size": BATCH,
+                               "iterations": 2, "test_batch": 4, "t_interval": 5.0, "t_cue": 10.0,
+                               "t_delay": 20.0, "t_recall": 10.0, "num_cue": 3, "n_per_group": 3})
+    keys = ("parallel_layout", "n_devices", "device_kind")
+    return {**{k: ds.attrs[k] for k in keys},
+            **{k: float(ds[k]) for k in ("estimated_bytes", "estimated_device_bytes", "temp_bytes",
+                                         "device_peak_bytes", "test_loss")},
+            "loss": [float(v) for v in ds["loss"].values]}
+
+
 if __name__ == "__main__":
-    jobs = {"gradients": gradients, "training": training}
+    jobs = {"gradients": gradients, "training": training, "experiment": experiment}
     out = {}
     for job in sys.argv[2:]:
         kind, method, conn = job.split(":")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from diffbrain.network.parallel import Layout, choose_layout
@@ -54,10 +55,23 @@ def check_gradients(result: dict) -> None:
 
 
 def test_data_parallel_gradients_equal_one_device():
-    results = run_worker("gradients:bptt:rand", "gradients:expsm_diag:rand")
+    results = run_worker("gradients:bptt:rand", "gradients:expsm_diag:rand", "experiment:bptt:rand")
+    run = results.pop("experiment:bptt:rand")
     assert results["gradients:bptt:rand"]["impl"] == "event"  # brainevent's kernels on each device's block
     for result in results.values():
         check_gradients(result)
+    # the experiment uses every device by default and records it
+    assert (run["parallel_layout"], run["n_devices"], run["device_kind"]) == ("data", 4, "cpu")
+    assert 0 < run["estimated_device_bytes"] < run["estimated_bytes"]
+    assert run["temp_bytes"] > 0 and all(np.isfinite(run["loss"]))
+
+
+def test_more_devices_than_seen_is_refused():
+    from diffbrain.experiments import get
+
+    with pytest.raises(ParamError) as err:  # this process sees one CPU device
+        get("train-network")({"devices": 2, "n_rec": 10, "iterations": 1})
+    assert err.value.field == "devices" and "sees 1" in err.value.problem
 
 
 @pytest.mark.slow
