@@ -198,7 +198,7 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
         recorder.snapshot(iterations, trainer.model)
 
     if trainer.layout is not None:  # the final test runs on one device: the weights leave the mesh (else every
-        trainer.set_weights(trainer.weights())  # device of it would repeat the whole test)
+        model.set_weights(trainer.weights())  # device of it would repeat the whole test)
     sim = simulate(data_key(params["seed"], TEST_STREAM))
     resolved = resolve_training(params)
     connectome = None

@@ -20,7 +20,7 @@ import optax
 from diffbrain.network.config import NetworkConfig, TaskConfig, TrainConfig
 from diffbrain.network.gradients import Inputs, bptt_gradients, compare, gradients
 from diffbrain.network.model import EINetwork
-from diffbrain.network.parallel import Layout, data_parallel
+from diffbrain.network.parallel import Layout, data_parallel, mesh_of
 from diffbrain.network.task import EvidenceTask, Trials, accuracy
 
 TRAIN_STREAM, TEST_STREAM = 1, 2
@@ -126,6 +126,20 @@ class Trainer:
         self._sharded = data_parallel(self._local_gradients, self.layout, 3) if self.layout else None
         self._step = CompiledProgram(self._train_step)
         self._check = CompiledProgram(self._check_gradients)
+        self._replicate()
+
+    def _replicate(self) -> None:
+        """Data layout: the weights and the optimiser state live replicated on the layout's devices from the
+        start, so every compiled program (the step, the gradient check) is compiled for, and called with, one
+        placement (an executable compiled for one device refuses arrays on the mesh)."""
+        if self.layout is None:
+            return
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        replicated = NamedSharding(mesh_of(self.layout), PartitionSpec())
+        for state in self.model.weight_states().values():
+            state.value = jax.device_put(state.value, replicated)
+        self.opt_state.value = jax.device_put(self.opt_state.value, replicated)
 
     # -- the compiled step ------------------------------------------------------------------------
 
@@ -188,6 +202,7 @@ class Trainer:
 
     def set_weights(self, values: dict) -> None:
         self.model.set_weights(values)
+        self._replicate()
 
     def optimizer_leaves(self) -> list[np.ndarray]:
         return [np.asarray(leaf) for leaf in jax.tree.leaves(self.opt_state.value)]
@@ -199,3 +214,4 @@ class Trainer:
             raise ValueError("optimizer state does not match this configuration")
         self.opt_state.value = jax.tree.unflatten(
             treedef, [jnp.asarray(a, dtype=b.dtype) for a, b in zip(leaves, current, strict=True)])
+        self._replicate()

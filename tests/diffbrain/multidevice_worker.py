@@ -62,17 +62,19 @@ def training(method: str, conn: str) -> dict:
 
 
 def experiment(method: str, conn: str) -> dict:
-    """The ``train-network`` experiment on every device (parallel = auto): its layout and memory records."""
+    """The ``train-network`` experiment on every device (parallel = auto), with a gradient check before each
+    iteration (a second compiled program, called with the weights on the mesh): its records."""
     from diffbrain.experiments import get
 
     ds = get("train-network")({"method": method, "conn_method": conn, "n_rec": 20, "batch_size": BATCH,
                                "iterations": 2, "test_batch": 4, "t_interval": 5.0, "t_cue": 10.0,
-                               "t_delay": 20.0, "t_recall": 10.0, "num_cue": 3, "n_per_group": 3})
+                               "t_delay": 20.0, "t_recall": 10.0, "num_cue": 3, "n_per_group": 3,
+                               "grad_check_every": 1})
     keys = ("parallel_layout", "n_devices", "device_kind")
     return {**{k: ds.attrs[k] for k in keys},
             **{k: float(ds[k]) for k in ("estimated_bytes", "estimated_device_bytes", "temp_bytes",
                                          "device_peak_bytes", "test_loss")},
-            "loss": [float(v) for v in ds["loss"].values]}
+            "loss": [float(v) for v in ds["loss"].values], "checks": int(ds.sizes["grad_check"])}
 
 
 if __name__ == "__main__":
