@@ -12,9 +12,9 @@ every point a fresh process (``fresh_process``) so memory figures do not leak be
 from __future__ import annotations
 
 from diffbrain.experiments.base import Experiment, Param, RunContext
-from diffbrain.network.config import CONN_METHODS, METHODS, NETWORK_PARAMS, SPARSE_IMPLS
+from diffbrain.network.config import CONN_METHODS, METHODS, NETWORK_PARAMS, SPARSE_IMPLS, TRAINING_PARAMS
 
-_SHARED = {p.name: p for p in NETWORK_PARAMS}
+_SHARED = {p.name: p for p in NETWORK_PARAMS + TRAINING_PARAMS}
 
 PARAMS = (
     Param("method", str, "bptt", "training method", choices=METHODS),
@@ -29,8 +29,8 @@ PARAMS = (
     Param("etrace_decay", float, 0.99, "ES-D-RTRL decay (expsm_diag)", positive=True, high=0.99999),
     Param("remat", bool, False, "bptt: gradient checkpointing"),
     Param("lr", float, 1e-3, "Adam learning rate", positive=True),
-) + tuple(_SHARED[name] for name in ("w_ei_ratio", "ff_scale", "rec_scale", "tau_neu", "tau_a", "tau_syn",
-                                     "tau_out", "dt"))
+) + tuple(_SHARED[name] for name in ("parallel", "devices", "w_ei_ratio", "ff_scale", "rec_scale", "tau_neu",
+                                     "tau_a", "tau_syn", "tau_out", "dt"))
 
 
 def probe_task(n_steps: int, dt: float) -> dict:
@@ -41,14 +41,6 @@ def probe_task(n_steps: int, dt: float) -> dict:
     delay = n_steps - 7 * period - recall
     return {"t_interval": interval * dt, "t_cue": (period - interval) * dt, "t_delay": delay * dt,
             "t_recall": recall * dt, "num_cue": 7}
-
-
-def device_peak_bytes(devices) -> float:
-    """Peak bytes in use on the first device, where it reports memory statistics; NaN otherwise (CPU)."""
-    stats = devices[0].memory_stats() if devices else None
-    if not stats or "peak_bytes_in_use" not in stats:
-        return float("nan")
-    return float(stats["peak_bytes_in_use"])
 
 
 def run(params: dict, ctx: RunContext):
@@ -69,10 +61,16 @@ def run(params: dict, ctx: RunContext):
                             lr=params["lr"], batch_size=params["batch_size"],
                             iterations=params["warmup"] + params["steps"])
     from diffbrain.network.memory import ensure_fits, network_estimate
+    from diffbrain.network.parallel import choose_layout, device_peak_bytes, device_record
 
+    layout = choose_layout(params["parallel"], params["devices"], list(ctx.devices) or jax.devices(),
+                           params["batch_size"])
     estimate = network_estimate(net_cfg, task_cfg.n_in, 2, params["method"], params["batch_size"], params["n_steps"])
-    ensure_fits(estimate, field="n_rec", what=f"the network of n_rec={params['n_rec']}")
-    trainer = Trainer(net_cfg, task_cfg, train_cfg, seed=params["seed"])
+    share = network_estimate(net_cfg, task_cfg.n_in, 2, params["method"], layout.local_batch(params["batch_size"]),
+                             params["n_steps"])
+    ensure_fits(estimate, field="n_rec", what=f"the network of n_rec={params['n_rec']}",
+                device_share=share.total / estimate.total)
+    trainer = Trainer(net_cfg, task_cfg, train_cfg, seed=params["seed"], layout=layout)
     assert trainer.task.n_steps == params["n_steps"], (trainer.task.n_steps, params["n_steps"])
     stats = trainer.compile()
     ctx.report(0.0, f"compiled in {stats.seconds:.1f} s")
@@ -83,7 +81,6 @@ def run(params: dict, ctx: RunContext):
         if i >= params["warmup"]:
             seconds.append(time.perf_counter() - start)
         ctx.report((i + 1) / train_cfg.iterations, f"step {i + 1}: loss {loss:.4f}")
-    devices = list(ctx.devices) or jax.devices()
     scalar = lambda v, units, dtype=np.float64: ((), np.asarray(v, dtype=dtype), {"units": units})
     return xr.Dataset(
         {
@@ -95,15 +92,17 @@ def run(params: dict, ctx: RunContext):
             "output_bytes": scalar(stats.output_bytes, "bytes", np.int64),
             "peak_rss_bytes": scalar(peak_rss_bytes(), "bytes", np.int64),
             "estimated_bytes": scalar(estimate.total, "bytes", np.int64),
+            "estimated_device_bytes": scalar(share.total, "bytes", np.int64),
             "structure_bytes": scalar(trainer.model.structure_bytes(), "bytes", np.int64),
-            "device_peak_bytes": scalar(device_peak_bytes(devices), "bytes"),
+            "device_peak_bytes": scalar(device_peak_bytes(layout.devices), "bytes"),
             "loss": scalar(loss, "1"),
             "accuracy": scalar(acc, "1"),
             "n_steps": scalar(params["n_steps"], "1", np.int64),
         },
         attrs={"method": params["method"], "conn_method": params["conn_method"], "n_rec": params["n_rec"],
-               "batch_size": params["batch_size"], "device": str(devices[0]),
-               "sparse_impl": trainer.model.sparse_impl},  # the operator auto resolved to
+               "batch_size": params["batch_size"], "device": str(layout.devices[0]),
+               "sparse_impl": trainer.model.sparse_impl,  # the operator auto resolved to
+               **device_record(layout)},
     )
 
 

@@ -55,7 +55,8 @@ def to_dataset(rec) -> xr.Dataset:
         "argument_bytes": scalar(rec.compile.argument_bytes, "bytes", np.int64),
         "output_bytes": scalar(rec.compile.output_bytes, "bytes", np.int64),
         "peak_rss_bytes": scalar(peak_rss_bytes(), "bytes", np.int64),
-        **{name: scalar(value, "bytes", np.int64) for name, value in (rec.memory or {}).items()},
+        **{name: scalar(value, "bytes", np.float64 if isinstance(value, float) else np.int64)
+           for name, value in (rec.memory or {}).items()},
         "weight_bin_edges": (("w_edge",), rec.bin_edges.astype(np.float32), {"units": "S"}),
         "w_hist_exc": (("snapshot", "w_bin"), snaps["hist_exc"], {"units": "1"}),
         "w_hist_inh": (("snapshot", "w_bin"), snaps["hist_inh"], {"units": "1"}),
@@ -95,7 +96,7 @@ def to_dataset(rec) -> xr.Dataset:
     }
     attrs = {"method": p["method"], "conn_method": p["conn_method"], "n_rec": int(rec.is_excitatory.size),
              "mode": p["mode"], "resumed_from_iteration": int(rec.resumed_from),
-             "method_defaults_used": ",".join(rec.defaults_used)}
+             "method_defaults_used": ",".join(rec.defaults_used), **(rec.devices or {})}
     if rec.connectome is not None:
         extra_data, extra_coords, extra_attrs = connectome_variables(rec.connectome)
         data.update(extra_data)

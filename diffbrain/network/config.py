@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
 
+from diffbrain.network.parallel import PARALLEL
 from diffbrain.params import Param, ParamError
 
 METHODS = ("bptt", "diag", "expsm_diag")
@@ -120,6 +121,10 @@ TRAINING_PARAMS: tuple[Param, ...] = (
     Param("l2", float, 0.0, "L2 penalty on the weight magnitudes (added to the gradient)", low=0.0),
     Param("iterations", int, 100, "training iterations (one batch of fresh trials each)", low=0),
     Param("batch_size", int, 32, "trials per iteration", low=1),
+    Param("parallel", str, "auto", "devices for one training step: none (one device), data (the batch split across "
+          "`devices`; it must divide batch_size) or auto (data on the most devices, up to `devices`, that divide "
+          "the batch)", choices=PARALLEL),
+    Param("devices", int, 0, "devices a training step may use (0: every device this process sees)", low=0),
     Param("grad_check_every", int, 0,
           "every K iterations, compare the method's gradient with BPTT's on the current batch (0: never)", low=0),
 )

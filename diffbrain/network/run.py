@@ -27,12 +27,15 @@ from diffbrain.network.config import (
     fingerprint,
     resolve_training,
 )
-from diffbrain.network.memory import ensure_fits, network_estimate
+from diffbrain.network.memory import MemoryEstimate, ensure_fits, network_estimate
+from diffbrain.network.parallel import Layout, choose_layout, device_peak_bytes, device_record
 from diffbrain.network.recording import Simulator, WeightRecorder
 from diffbrain.network.training import TEST_STREAM, CompileStats, Trainer, data_key
 
 # parameters that do not change the training trajectory (excluded from the resume fingerprint)
-_NOT_TRAJECTORY = ("checkpoint_every", "test_batch", "record_trials", "record_neurons")
+# (nor the devices: a data-parallel step equals one device's up to float rounding, so a requeued point may
+# resume on another node's GPUs)
+_NOT_TRAJECTORY = ("checkpoint_every", "test_batch", "record_trials", "record_neurons", "parallel", "devices")
 _HISTORY = ("loss", "accuracy", "grad_norm", "step_seconds")
 PROJECTIONS = ("ff", "exc", "inh", "readout")
 # the gradient-check history: iteration, then cosine and norm ratio per projection (1-D, for checkpoints)
@@ -70,6 +73,7 @@ class RunRecord:
     grad_checks: dict[str, np.ndarray]  # _CHECKS -> values, one per check
     resumed_from: int = 0
     memory: dict | None = None  # bytes: estimate (before building), structure and states as built
+    devices: dict | None = None  # the layout, device count and kind (parallel.device_record)
     connectome: dict | None = None  # conn_method = "connectome": connectome_records.connectome_record
 
 
@@ -110,15 +114,29 @@ def _check(trainer: Trainer, iteration: int, checks: dict) -> None:
             checks[f"{stat}_{p}"].append(stats[p][stat])
 
 
-def check_fits(params: dict):
-    """The memory estimate of a run of validated ``params``; BadInput (field ``n_rec``) when it cannot fit."""
+def check_fits(params: dict, layout: Layout | None = None) -> tuple[MemoryEstimate, MemoryEstimate]:
+    """The memory estimates (whole run, one device's share) of a run of validated ``params`` on ``layout``
+    (None: one device); BadInput (field ``n_rec``) when it cannot fit."""
     net_cfg, task_cfg = NetworkConfig.from_params(params), TaskConfig.from_params(params)
     training = params["mode"] == "train"
     method = params["method"] if training else "simulation"
+    n_steps = task_cfg.n_steps(net_cfg.dt)
     batch = max(params["batch_size"] if training else 1, params["test_batch"])
-    estimate = network_estimate(net_cfg, task_cfg.n_in, 2, method, batch, task_cfg.n_steps(net_cfg.dt))
-    ensure_fits(estimate, field="n_rec", what=f"the network of n_rec={net_cfg.n_rec} ({net_cfg.conn_method})")
-    return estimate
+    estimate = network_estimate(net_cfg, task_cfg.n_in, 2, method, batch, n_steps)
+    share = estimate
+    if layout is not None and layout.kind == "data" and training:  # the final test runs on one device
+        local = layout.local_batch(params["batch_size"])
+        share = network_estimate(net_cfg, task_cfg.n_in, 2, method, max(local, params["test_batch"]), n_steps)
+    ensure_fits(estimate, field="n_rec", what=f"the network of n_rec={net_cfg.n_rec} ({net_cfg.conn_method})",
+                device_share=share.total / estimate.total)
+    return estimate, share
+
+
+def layout_of(params: dict, ctx: RunContext) -> Layout:
+    """The layout of a run's training step from ``parallel`` and ``devices`` (ParamError when they cannot be met)."""
+    available = list(ctx.devices) or jax.devices()
+    batch = params["batch_size"] if params["mode"] == "train" else 1
+    return choose_layout(params["parallel"], params["devices"], available, batch)
 
 
 def run_network(params: dict, ctx: RunContext) -> RunRecord:
@@ -127,8 +145,9 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
     train_cfg = TrainConfig.from_params(params)
     training = params["mode"] == "train"
     fps = run_fingerprints(params)
-    estimate = check_fits(params)
-    trainer = Trainer(net_cfg, task_cfg, train_cfg, seed=params["seed"])
+    layout = layout_of(params, ctx)
+    estimate, share = check_fits(params, layout)
+    trainer = Trainer(net_cfg, task_cfg, train_cfg, seed=params["seed"], layout=layout)
     recorder = WeightRecorder.for_model(trainer.model, params["hist_bins"])
     history: dict[str, list[float]] = {k: [] for k in _HISTORY}
     checks: dict[str, list[float]] = {k: [] for k in _CHECKS}
@@ -178,6 +197,8 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
     if training:
         recorder.snapshot(iterations, trainer.model)
 
+    if trainer.layout is not None:  # the final test runs on one device: the weights leave the mesh (else every
+        model.set_weights(trainer.weights())  # device of it would repeat the whole test)
     sim = simulate(data_key(params["seed"], TEST_STREAM))
     resolved = resolve_training(params)
     connectome = None
@@ -197,7 +218,10 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
         n_steps=trainer.task.n_steps, training={k: resolved[k] for k in PER_METHOD},
         defaults_used=tuple(k for k in PER_METHOD if params.get(k) is None),
         grad_checks={k: np.asarray(v, dtype=np.float32) for k, v in checks.items()}, resumed_from=start,
-        memory={"estimated_bytes": estimate.total, "structure_bytes": trainer.model.structure_bytes(),
+        memory={"estimated_bytes": estimate.total, "estimated_device_bytes": share.total,
+                "device_peak_bytes": device_peak_bytes(layout.devices),
+                "structure_bytes": trainer.model.structure_bytes(),
                 "state_bytes": 5 * 4 * net_cfg.n_rec * max(train_cfg.batch_size, params["test_batch"])},
+        devices=device_record(layout),
         connectome=connectome,
     )

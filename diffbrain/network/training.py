@@ -20,7 +20,8 @@ import optax
 from diffbrain.network.config import NetworkConfig, TaskConfig, TrainConfig
 from diffbrain.network.gradients import Inputs, bptt_gradients, compare, gradients
 from diffbrain.network.model import EINetwork
-from diffbrain.network.task import EvidenceTask, accuracy
+from diffbrain.network.parallel import Layout, data_parallel, mesh_of
+from diffbrain.network.task import EvidenceTask, Trials, accuracy
 
 TRAIN_STREAM, TEST_STREAM = 1, 2
 
@@ -105,30 +106,63 @@ def data_key(seed: int, stream: int) -> jax.Array:
 
 
 class Trainer:
-    """The model, its optimiser state and the compiled training step of one configuration."""
+    """The model, its optimiser state and the compiled training step of one configuration.
 
-    def __init__(self, net_cfg: NetworkConfig, task_cfg: TaskConfig, train_cfg: TrainConfig, seed: int = 0):
+    ``layout`` (:mod:`diffbrain.network.parallel`): ``data`` splits each batch's trials across its devices
+    inside the step (same batches, same loss and gradients as one device up to float rounding); None or
+    ``none``: one device.
+    """
+
+    def __init__(self, net_cfg: NetworkConfig, task_cfg: TaskConfig, train_cfg: TrainConfig, seed: int = 0,
+                 layout: Layout | None = None):
         self.net_cfg, self.task_cfg, self.train_cfg, self.seed = net_cfg, task_cfg, train_cfg, seed
+        self.layout = layout if layout is not None and layout.kind == "data" else None
         self.task = EvidenceTask(task_cfg, net_cfg.dt)
         self.model = EINetwork(net_cfg, self.task.n_in, self.task.n_out, seed=seed,
                                online=train_cfg.method != "bptt", method=train_cfg.method)
         self.optimizer = make_optimizer(train_cfg)
         self.opt_state = brainstate.State(self.optimizer.init(self.model.weight_values()))
         self.train_key = data_key(seed, TRAIN_STREAM)
+        self._sharded = data_parallel(self._local_gradients, self.layout, 3) if self.layout else None
         self._step = CompiledProgram(self._train_step)
         self._check = CompiledProgram(self._check_gradients)
+        self._replicate()
+
+    def _replicate(self) -> None:
+        """Data layout: the weights and the optimiser state live replicated on the layout's devices from the
+        start, so every compiled program (the step, the gradient check) is compiled for, and called with, one
+        placement (an executable compiled for one device refuses arrays on the mesh)."""
+        if self.layout is None:
+            return
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        replicated = NamedSharding(mesh_of(self.layout), PartitionSpec())
+        for state in self.model.weight_states().values():
+            state.value = jax.device_put(state.value, replicated)
+        self.opt_state.value = jax.device_put(self.opt_state.value, replicated)
 
     # -- the compiled step ------------------------------------------------------------------------
 
     def _batch(self, iteration):
-        trials = self.task.trials(jax.random.fold_in(self.train_key, iteration), self.train_cfg.batch_size)
+        trials = self._trials(iteration)
         return Inputs(lambda t: self.task.inputs_at(trials, t), self.task.n_steps), trials.labels
+
+    def _trials(self, iteration) -> Trials:
+        return self.task.trials(jax.random.fold_in(self.train_key, iteration), self.train_cfg.batch_size)
+
+    def _local_gradients(self, *trials):
+        """The method's gradients on a batch of trials (the whole batch, or one device's share of it)."""
+        cfg = self.train_cfg
+        trials = Trials(*trials)
+        inputs = Inputs(lambda t: self.task.inputs_at(trials, t), self.task.n_steps)
+        return gradients(self.model, cfg.method, inputs, trials.labels, self.task.recall_start, cfg.etrace_decay,
+                         cfg.remat)
 
     def _train_step(self, iteration):
         cfg = self.train_cfg
-        inputs, labels = self._batch(iteration)
-        grads, losses, recall = gradients(self.model, cfg.method, inputs, labels, self.task.recall_start,
-                                          cfg.etrace_decay, cfg.remat)
+        trials = self._trials(iteration)  # drawn whole, so every layout trains on the same trials
+        labels = trials.labels
+        grads, losses, recall = (self._sharded or self._local_gradients)(*trials)
         weights = self.model.weight_values()
         grads = regularized(grads, weights, cfg.l1, cfg.l2)
         grad_norm = optax.global_norm(grads)
@@ -168,6 +202,7 @@ class Trainer:
 
     def set_weights(self, values: dict) -> None:
         self.model.set_weights(values)
+        self._replicate()
 
     def optimizer_leaves(self) -> list[np.ndarray]:
         return [np.asarray(leaf) for leaf in jax.tree.leaves(self.opt_state.value)]
@@ -179,3 +214,4 @@ class Trainer:
             raise ValueError("optimizer state does not match this configuration")
         self.opt_state.value = jax.tree.unflatten(
             treedef, [jnp.asarray(a, dtype=b.dtype) for a, b in zip(leaves, current, strict=True)])
+        self._replicate()

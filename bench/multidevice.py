@@ -1,0 +1,96 @@
+"""Data-parallel training step on 1, 2 and 4 forced host devices: seconds per step and per-device XLA temp bytes.
+
+Each (devices, method, size) runs the ``scaling-probe`` experiment in a fresh process with
+``XLA_FLAGS=--xla_force_host_platform_device_count=D`` and ``parallel = data`` on all D devices (D = 1: one
+device). XLA's compiled memory analysis of an SPMD program is per device, so ``temp_bytes`` is one device's.
+Prints one JSON document: the points, and per (method, n_rec) the ratio of D devices' temp bytes to one
+device's (the goal: close to 1/D, at most 1.3/D) and of their seconds per step. On the CPU the "devices" share
+the same cores, so the step time says what the partition costs, not what separate GPUs would gain.
+
+Full run (issue 12): n_rec 800 and 3200, batch 64, T 1000, bptt and expsm_diag, rand connectivity (p 0.05).
+``--quick``: n_rec 100, batch 16, T 200, 2 timed steps (a few minutes).
+
+    python bench/multidevice.py [--quick] [--devices 1,2,4] [--methods bptt,expsm_diag] [--n-rec 800,3200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+CHILD = """
+import json, os, sys
+from diffbrain.experiments import get
+ds = get("scaling-probe")(json.loads(sys.argv[1]))
+out = {k: (None if ds[k].values != ds[k].values else ds[k].values.item()) for k in
+       ("step_seconds_median", "compile_seconds", "temp_bytes", "estimated_bytes", "estimated_device_bytes",
+        "peak_rss_bytes", "loss")}
+out.update({k: ds.attrs[k] for k in ("parallel_layout", "n_devices", "sparse_impl")})
+print("RESULT " + json.dumps(out))
+"""
+
+
+def measure(params: dict, devices: int, timeout: float) -> dict:
+    start = time.perf_counter()
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "DIFFBRAIN_NO_PROGRESS": "1",
+           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    params = {**params, "parallel": "data" if devices > 1 else "none", "devices": devices}
+    try:
+        proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(params)], capture_output=True, text=True,
+                              timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {**params, "error": f"timed out after {timeout:.0f} s"}
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        return {**params, "error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
+    return {**params, **json.loads(lines[-1][len("RESULT "):]), "process_seconds": time.perf_counter() - start}
+
+
+def summarise(points: list[dict]) -> dict:
+    ok = [p for p in points if "error" not in p]
+    one = {(p["method"], p["n_rec"]): p for p in ok if p["devices"] == 1}
+    out = {}
+    for p in ok:
+        base = one.get((p["method"], p["n_rec"]))
+        if base is None or p["devices"] == 1:
+            continue
+        out[f"{p['method']} n_rec={p['n_rec']} x{p['devices']}"] = {
+            "temp_bytes_ratio": p["temp_bytes"] / base["temp_bytes"],
+            "goal_at_most": 1.3 / p["devices"],
+            "step_seconds_ratio": p["step_seconds_median"] / base["step_seconds_median"],
+        }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--devices", default="1,2,4")
+    ap.add_argument("--methods", default="bptt,expsm_diag")
+    ap.add_argument("--n-rec", default=None)
+    ap.add_argument("--timeout", type=float, default=3600.0)
+    args = ap.parse_args()
+    if args.quick:
+        base = {"batch_size": 16, "n_steps": 200, "steps": 2, "warmup": 1}
+        sizes = [100]
+    else:
+        base = {"batch_size": 64, "n_steps": 1000, "steps": 3, "warmup": 1}
+        sizes = [800, 3200]
+    if args.n_rec:
+        sizes = [int(n) for n in args.n_rec.split(",")]
+    points = []
+    for n_rec in sizes:
+        for method in args.methods.split(","):
+            for devices in (int(d) for d in args.devices.split(",")):  # side by side for each configuration
+                params = {**base, "method": method, "n_rec": n_rec, "conn_method": "rand", "conn_prob": 0.05}
+                points.append(measure(params, devices, args.timeout))
+                print(json.dumps(points[-1]), file=sys.stderr)
+    print(json.dumps({"uptime": os.getloadavg(), "points": points, "ratios": summarise(points)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Several devices for one training step: the data-parallel layout (the batch of trials split across devices).
+
+A :class:`Layout` says how a step uses the devices this process sees: ``none`` (one device) or ``data`` (the
+trials of each batch split evenly across ``n`` devices; every device holds the whole network, advances its
+own trials and computes their gradient; the gradients, the per-step losses and the recall outputs are
+combined across devices before the optimiser step, which every device then applies identically).
+:func:`choose_layout` resolves the ``parallel`` and ``devices`` parameters; :func:`data_parallel` wraps a
+per-shard gradient function in brainstate's ``shard_map``.
+
+Why ``check_vma=False``: JAX 0.12's shard_map checks that a loop's carry keeps its "varying across devices"
+type; brainstate's ``for_loop`` (BPTT), braintrace's ES-D-RTRL loop and the project's D-RTRL scan start their
+carries from constants (replicated) that become per-device values after one step, and the check refuses them
+("scan body function carry input and carry output must have equal types ... manual axis types do not
+match"). Nothing in the per-shard function communicates except the final ``pmean``, so the check has
+nothing to protect here. No JAX is imported at module level (``sweep plan`` resolves layouts without it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from diffbrain.params import ParamError
+
+PARALLEL = ("auto", "none", "data")
+AXIS = "data"  # the mesh axis the batch is split along
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one training step uses devices: ``kind`` none or data, on ``devices`` (JAX devices or names)."""
+
+    kind: str
+    devices: tuple
+
+    @property
+    def n_devices(self) -> int:
+        return len(self.devices)
+
+    def local_batch(self, batch: int) -> int:
+        """Trials per device."""
+        return batch // self.n_devices
+
+    def describe(self) -> str:
+        return "none" if self.kind == "none" else f"{self.kind} x{self.n_devices}"
+
+
+def choose_layout(parallel: str, devices: int, available: Sequence, batch: int) -> Layout:
+    """The layout for ``parallel`` (auto, none, data) on at most ``devices`` of ``available`` (0: all).
+
+    ``data`` splits the batch across exactly that many devices (it must divide ``batch_size``); ``auto`` uses
+    the most devices, up to that many, whose count divides the batch (a user who asks the scheduler for 4
+    GPUs gets all 4 used), and one device when only one divides it. Raises :class:`ParamError`.
+    """
+    if parallel not in PARALLEL:
+        raise ParamError("parallel", f"{parallel!r} is not a layout", f"use one of: {', '.join(PARALLEL)}")
+    seen = len(available)
+    if devices > seen:
+        raise ParamError("devices", f"{devices} devices asked for but this process sees {seen}",
+                         f"give devices between 1 and {seen}, or 0 for all of them")
+    want = devices or seen
+    if parallel == "none" or want == 1:
+        return Layout("none", tuple(available[:1]))
+    if parallel == "data":
+        if batch % want:
+            raise ParamError("batch_size", f"{batch} trials do not split evenly across {want} devices",
+                             f"give a batch_size that is a multiple of {want}, or set devices")
+        return Layout("data", tuple(available[:want]))
+    n = max(d for d in range(1, want + 1) if batch % d == 0)
+    return Layout("data" if n > 1 else "none", tuple(available[:n]))
+
+
+def mesh_of(layout: Layout):
+    """The one-axis device mesh of a data-parallel layout (axis types given explicitly: ``jax.make_mesh``
+    and ``jax.sharding.Mesh`` default to different ones in JAX 0.12)."""
+    import jax
+    import numpy as np
+
+    return jax.sharding.Mesh(np.asarray(layout.devices), (AXIS,), axis_types=(jax.sharding.AxisType.Explicit,))
+
+
+def data_parallel(local: Callable, layout: Layout, n_args: int) -> Callable:
+    """``local(*per_device_args) -> (grads, losses, recall [T, b, ...])`` run on every device of ``layout``
+    on its share of the ``n_args`` batch-leading arguments; returns the mean gradient and losses over
+    devices (each device's are means over its own trials, and the shares are equal, so this is the mean
+    over the whole batch: one device's result) and the recall outputs of the whole batch ``[T, B, ...]``.
+    Call it inside a brainstate ``jit`` (brainstate's shard_map traces again on every call)."""
+    import brainstate
+    import jax
+    from jax.sharding import PartitionSpec as P
+
+    def combined(*args):
+        grads, losses, recall = local(*args)
+        mean = lambda a: jax.lax.pmean(a, AXIS)  # noqa: E731
+        return jax.tree.map(mean, grads), mean(losses), recall
+
+    return brainstate.transform.shard_map(combined, mesh_of(layout), in_specs=(P(AXIS),) * n_args,
+                                          out_specs=(P(), P(), P(None, AXIS)), check_vma=False)
+
+
+def device_record(layout: Layout) -> dict:
+    """What a point records of its layout: the layout, the device count and kind."""
+    first = layout.devices[0] if layout.devices else None
+    kind = getattr(first, "device_kind", None) or getattr(first, "platform", None) or str(first)
+    return {"parallel_layout": layout.kind, "n_devices": layout.n_devices, "device_kind": str(kind)}
+
+
+def device_peak_bytes(devices: Sequence) -> float:
+    """The largest peak bytes in use among ``devices``, where they report memory statistics; NaN otherwise
+    (the CPU reports none)."""
+    peaks = []
+    for d in devices:
+        stats = d.memory_stats() if hasattr(d, "memory_stats") else None
+        if stats and "peak_bytes_in_use" in stats:
+            peaks.append(float(stats["peak_bytes_in_use"]))
+    return max(peaks) if peaks else float("nan")

@@ -1,0 +1,86 @@
+"""Run in a subprocess by test_network_parallel.py: ``python multidevice_worker.py N JOB`` with N forced host
+devices (set here, before JAX is imported), then one or more JOBs; prints one JSON line {JOB: result}.
+
+JOB ``gradients:METHOD:CONN``: one program computes the gradients of one batch on one device and split across
+all N devices; prints, per weight, the largest difference relative to the largest one-device gradient, the
+gradient norms, and the largest loss and recall-output differences. JOB ``training:METHOD:CONN``: three
+training iterations on one device and on N; prints both loss histories and the largest relative weight
+difference after them. JOB ``experiment:METHOD:CONN``: the train-network experiment with parallel = auto;
+prints its device records.
+"""
+
+import json
+import os
+import sys
+
+os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={int(sys.argv[1])}"
+
+import brainstate  # noqa: E402
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from diffbrain.network.config import NetworkConfig, TaskConfig, TrainConfig  # noqa: E402
+from diffbrain.network.parallel import choose_layout  # noqa: E402
+from diffbrain.network.training import Trainer  # noqa: E402
+
+BATCH = 8
+
+
+def trainer(method: str, conn: str, layout) -> Trainer:
+    # small, but with recurrent spikes in both populations (every gradient non-zero)
+    net = NetworkConfig(n_rec=40, conn_method=conn, conn_prob=0.3, rec_scale=1.0, ff_scale=5.0,
+                        sparse_impl="event" if conn != "dense" else "auto")
+    task = TaskConfig(t_interval=5, t_cue=10, t_delay=20, t_recall=10, num_cue=3, n_per_group=3, noise_rate=50,
+                      cue_rate=200)
+    return Trainer(net, task, TrainConfig.for_method(method, batch_size=BATCH, iterations=3), seed=0, layout=layout)
+
+
+def relative(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-30))
+
+
+def gradients(method: str, conn: str) -> dict:
+    tr = trainer(method, conn, choose_layout("data", 0, jax.devices(), BATCH))
+    both = brainstate.transform.jit(lambda it: (tr._local_gradients(*tr._trials(it)), tr._sharded(*tr._trials(it))))
+    one, many = both(0)
+    return {"impl": tr.model.sparse_impl, "n_devices": tr.layout.n_devices,
+            "relative": {k: relative(one[0][k], many[0][k]) for k in one[0]},
+            "norm": {k: float(np.linalg.norm(np.asarray(v))) for k, v in one[0].items()},
+            "loss": relative(one[1], many[1]), "recall": relative(one[2], many[2])}
+
+
+def training(method: str, conn: str) -> dict:
+    runs = []
+    for layout in (None, choose_layout("data", 0, jax.devices(), BATCH)):
+        tr = trainer(method, conn, layout)
+        stats = tr.compile()
+        runs.append((tr, [tr.step(i)[0] for i in range(3)], stats.temp_bytes))
+    (a, loss_a, temp_a), (b, loss_b, temp_b) = runs
+    return {"loss_one": loss_a, "loss_many": loss_b, "temp_bytes": [temp_a, temp_b],
+            "weights": max(relative(a.weights()[k], b.weights()[k]) for k in a.weights())}
+
+
+def experiment(method: str, conn: str) -> dict:
+    """The ``train-network`` experiment on every device (parallel = auto), with a gradient check before each
+    iteration (a second compiled program, called with the weights on the mesh): its records."""
+    from diffbrain.experiments import get
+
+    ds = get("train-network")({"method": method, "conn_method": conn, "n_rec": 20, "batch_size": BATCH,
+                               "iterations": 2, "test_batch": 4, "t_interval": 5.0, "t_cue": 10.0,
+                               "t_delay": 20.0, "t_recall": 10.0, "num_cue": 3, "n_per_group": 3,
+                               "grad_check_every": 1})
+    keys = ("parallel_layout", "n_devices", "device_kind")
+    return {**{k: ds.attrs[k] for k in keys},
+            **{k: float(ds[k]) for k in ("estimated_bytes", "estimated_device_bytes", "temp_bytes",
+                                         "device_peak_bytes", "test_loss")},
+            "loss": [float(v) for v in ds["loss"].values], "checks": int(ds.sizes["grad_check"])}
+
+
+if __name__ == "__main__":
+    jobs = {"gradients": gradients, "training": training, "experiment": experiment}
+    out = {}
+    for job in sys.argv[2:]:
+        kind, method, conn = job.split(":")
+        out[job] = jobs[kind](method, conn)
+    print(json.dumps(out))
