@@ -25,9 +25,9 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
-import time
+
+from _child import run_child
 
 TOOLKIT = r"""
 import json, sys, resource
@@ -106,17 +106,7 @@ print("RESULT " + json.dumps({k: float(ds[k]) for k in ("step_seconds_median", "
 
 
 def child(code: str, params: dict, timeout: float) -> dict:
-    env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"), "DIFFBRAIN_NO_PROGRESS": "1"}
-    start = time.perf_counter()
-    try:
-        proc = subprocess.run([sys.executable, "-c", code, json.dumps(params)], capture_output=True, text=True,
-                              timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {**params, "error": f"timed out after {timeout:.0f} s"}
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        return {**params, "error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
-    return {**params, **json.loads(lines[-1][len("RESULT "):]), "process_seconds": time.perf_counter() - start}
+    return run_child(code, params, timeout)
 
 
 def load() -> list[float]:

@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
+
+from _child import run_child
 
 CHILD = """
 import json, os, sys
@@ -35,19 +35,9 @@ print("RESULT " + json.dumps(out))
 
 
 def measure(params: dict, devices: int, timeout: float) -> dict:
-    start = time.perf_counter()
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "DIFFBRAIN_NO_PROGRESS": "1",
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
     params = {**params, "parallel": "data" if devices > 1 else "none", "devices": devices}
-    try:
-        proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(params)], capture_output=True, text=True,
-                              timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {**params, "error": f"timed out after {timeout:.0f} s"}
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        return {**params, "error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
-    return {**params, **json.loads(lines[-1][len("RESULT "):]), "process_seconds": time.perf_counter() - start}
+    return run_child(CHILD, params, timeout,
+                     {"JAX_PLATFORMS": "cpu", "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
 
 
 def summarise(points: list[dict]) -> dict:

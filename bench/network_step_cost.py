@@ -19,9 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
+
+from _child import run_child
 
 CHILD = """
 import json, sys
@@ -37,17 +38,7 @@ print("RESULT " + json.dumps(out))
 
 
 def measure(params: dict, timeout: float) -> dict:
-    start = time.perf_counter()
-    env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"), "DIFFBRAIN_NO_PROGRESS": "1"}
-    try:
-        proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(params)], capture_output=True, text=True,
-                              timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {**params, "error": f"timed out after {timeout:.0f} s"}
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        return {**params, "error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
-    return {**params, **json.loads(lines[-1][len("RESULT "):]), "process_seconds": time.perf_counter() - start}
+    return run_child(CHILD, params, timeout)
 
 
 def summarise(points: list[dict], t_values: list[int]) -> dict:

@@ -8,26 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from cli_runner import run_cli
+from sweep_texts import cluster_check_sweep
 
 from analysis import open_sweep
 from analysis.export import points_table
 from analysis.store import read_point_attrs
 from sweeps.spec import load_sweep
 
-SWEEP = """
-name = "ex"
-experiment = "cluster-check"
-store = "ex.zarr"
-[params]
-samples = 5
-[grid]
-seed = [0, 1, 2]
-[[zip]]
-fail = [false, true]
-value = [1.5, 9.0]
-[[exclude]]
-fail = true
-seed = [1, 2]
+SWEEP = cluster_check_sweep("ex", "ex.zarr", 1.5) + """
 [resources]
 executor = "debug"
 """

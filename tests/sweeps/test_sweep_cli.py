@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 from cli_runner import run_cli
+from sweep_texts import cluster_check_sweep
 
 from analysis import open_sweep
 from analysis.store import point_states, read_point_attrs
@@ -17,20 +18,7 @@ from diffbrain.experiments import get, names
 from sweeps.points import expand
 from sweeps.spec import load_sweep
 
-SWEEP = """
-name = "cli"
-experiment = "cluster-check"
-store = "{store}"
-[params]
-samples = 5
-[grid]
-seed = [0, 1, 2]
-[[zip]]
-fail = [false, true]
-value = [1.0, 9.0]
-[[exclude]]
-fail = true
-seed = [1, 2]
+SWEEP = cluster_check_sweep("cli", "{store}", 1.0) + """
 [resources]
 points_per_job = 2
 array_parallelism = 2

@@ -4,25 +4,13 @@ the GPU-hours of what it would submit from the store's complete points (or says 
 import textwrap
 
 from cli_runner import run_cli
+from sweep_texts import cluster_check_sweep
 
 from analysis.store import read_point_attrs
 from sweeps.points import expand
 from sweeps.spec import load_sweep
 
-SWEEP = """
-name = "use"
-experiment = "cluster-check"
-store = "use.zarr"
-[params]
-samples = 5
-[grid]
-seed = [0, 1, 2]
-[[zip]]
-fail = [false, true]
-value = [1.0, 9.0]
-[[exclude]]
-fail = true
-seed = [1, 2]
+SWEEP = cluster_check_sweep("use", "use.zarr", 1.0) + """
 [resources]
 executor = "debug"
 timeout_min = 2
