@@ -92,7 +92,9 @@ TASK_PARAMS: tuple[Param, ...] = (
 # So ES-D-RTRL trains the readout 10x faster than the hidden weights (measured, n_rec 40, the command,
 # rand, batch 16, 25 iterations, 256 held-out trials: readout alone at 1e-2 0.81; readout 1e-2 + hidden 1e-3
 # 0.79 (seed 1: 0.78); hidden 3e-3 unstable; old defaults 0.64, every hidden-only variant 0.55-0.67), with a
-# constant rate and no warm-up (cosine and warm-up measured no better once the hidden rate is small).
+# constant rate and no warm-up (cosine and warm-up measured no better once the hidden rate is small). At n_rec
+# 200 on the paper's task this reaches 0.90 in 20 iterations, as the readout alone does: the gain is the
+# exact readout's; the online hidden updates neither help nor hurt there.
 METHOD_DEFAULTS: dict[str, dict[str, object]] = {
     "bptt": {"lr": 1e-3, "readout_lr_scale": 1.0, "lr_schedule": "constant", "warmup": 0, "clip_norm": 1.0,
              "etrace_decay": 0.99},
