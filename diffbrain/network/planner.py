@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-VERSION = 1  # bump when what is measured or fitted changes (older cache files are then ignored)
+VERSION = 2  # bump when what is measured or fitted changes (older cache files are then ignored)
 F32 = 4
 GB = 1e9
 # the fraction of a GPU's memory a JAX process may use by default (XLA_PYTHON_CLIENT_MEM_FRACTION: 0.75)
@@ -50,7 +50,7 @@ TERMS = {
     "trial_synapses": (False, lambda n, b, t, s: b * s),
 }
 PARTS = ("temp", "argument", "output")
-PROXY_N, PROXY_B, PROXY_T, PROXY_PROB = 128, 4, 30, 0.2
+PROXY_N, PROXY_B, PROXY_T, PROXY_PROB = 128, 8, 30, 0.2
 
 
 @dataclass(frozen=True)
