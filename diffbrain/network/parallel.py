@@ -70,13 +70,14 @@ def choose_layout(parallel: str, devices: int, available: Sequence, batch: int) 
     return Layout("data" if n > 1 else "none", tuple(available[:n]))
 
 
-def mesh_of(layout: Layout):
-    """The one-axis device mesh of a data-parallel layout (axis types given explicitly: ``jax.make_mesh``
-    and ``jax.sharding.Mesh`` default to different ones in JAX 0.12)."""
+def mesh_of(layout: Layout, axis: str = AXIS, explicit: bool = True):
+    """The one-axis device mesh of a layout, its axis named ``axis`` (axis types given explicitly:
+    ``jax.make_mesh`` and ``jax.sharding.Mesh`` default to different ones in JAX 0.12)."""
     import jax
     import numpy as np
 
-    return jax.sharding.Mesh(np.asarray(layout.devices), (AXIS,), axis_types=(jax.sharding.AxisType.Explicit,))
+    kind = jax.sharding.AxisType.Explicit if explicit else jax.sharding.AxisType.Auto
+    return jax.sharding.Mesh(np.asarray(layout.devices), (axis,), axis_types=(kind,))
 
 
 def data_parallel(local: Callable, layout: Layout, n_args: int) -> Callable:
