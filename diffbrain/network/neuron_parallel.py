@@ -2,11 +2,15 @@
 
 Device ``d`` of ``D`` holds the neurons ``[d n/D, (d+1) n/D)``: their states and their incoming synapses as its
 own column block of every projection (input ``[n_in, n/D]``, excitatory ``[n_exc, n/D]``, inhibitory
-``[n_inh, n/D]``, readout rows ``[n/D, n_out]``). Each step it all-gathers only the spikes (``[B, n]``), computes
-its neurons' conductance increments from its own blocks, advances its neurons with the one-device model's
-per-neuron step (:meth:`EINetwork.advance`), and forms the readout as cross-device sums (the standardisation's
-mean and variance over all neurons, then the partial products ``z_d @ R_d`` summed). Every device ends with the
-same readout, loss and recall outputs; the gradients of each block stay on their device.
+``[n_inh, n/D]``). Each step it all-gathers the spikes (``[B, n]``), computes its neurons' conductance increments
+from its own blocks, advances its neurons with the one-device model's per-neuron step
+(:meth:`EINetwork.advance`), and forms the readout: the standardisation's mean and variance are cross-device
+sums, and the standardised potentials are all-gathered and read out by the (small, replicated) readout matrix.
+Every device ends with the same readout, loss and recall outputs; the gradients of each block stay on their
+device. Why not the partial products ``z_d @ R_d`` summed across devices (a ``[B, n_out]`` psum instead of a
+``[B, n]`` gather): braintrace 0.2.8 computes no gradient for a weight whose path to the output crosses a
+collective (it warns that the readout "bypasses every new hidden state, through ... an equation with effects"
+and returns zero), measured both with ``psum`` and with an ``all_gather`` of the partial products.
 
 Why this design (checked on jax 0.12 / brainstate 0.6 / braintrace 0.2.8): the per-shard program is the
 one-device training code itself (:func:`diffbrain.network.gradients.gradients`: brainstate's autodiff through
@@ -27,9 +31,9 @@ none per neuron (the task's input spikes are the same on every device and are dr
 there is nothing to fold the axis index into.
 
 ``check_vma=False`` for the reason in :mod:`diffbrain.network.parallel`; with it, JAX transposes the readout's
-``psum`` to a ``psum`` (it cannot know the cotangent is the same on every device), which makes every gradient
-``D`` times too large; the per-shard objective is therefore divided by ``D`` (:func:`neuron_gradients`), which
-the tests check against one device.
+gather to a reduce-scatter of a cotangent that is the same on every device (it cannot know that), which makes
+the projections' gradients ``D`` times too large (the readout's, computed after the gather, are right); they
+are divided by ``D`` (:func:`neuron_gradients`), which the tests check against one device.
 """
 
 from __future__ import annotations
