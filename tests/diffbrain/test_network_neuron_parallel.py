@@ -1,7 +1,9 @@
 """Neuron-parallel training (diffbrain.network.neuron_parallel): the layout choice and, on 4 forced host devices
 in one subprocess (multidevice_worker.py), the same loss and gradients as one device (max relative difference
-<= 1e-5 in float32) for bptt and expsm_diag, dense and ``rand`` wiring, the same loss history over three
-training iterations, and the train-network experiment's records under ``parallel = neurons``."""
+<= 1e-5 in float32) for bptt and expsm_diag, dense and ``rand`` wiring, and the same loss history over three
+training iterations. (The train-network experiment under ``parallel = neurons``, with its records and a gradient
+check each iteration, is the worker's job ``experiment:expsm_diag:rand:neurons``: left out of the suite for
+time, run by hand.)"""
 
 import json
 import subprocess
@@ -38,7 +40,7 @@ def test_neurons_device_estimate_shrinks_with_devices():
 @pytest.mark.slow
 def test_neuron_parallel_equals_one_device():
     jobs = [f"gradients:{m}:{c}:neurons" for m in ("bptt", "expsm_diag") for c in ("dense", "rand")]
-    jobs += ["training:bptt:rand:neurons", "experiment:expsm_diag:rand:neurons"]
+    jobs += ["training:bptt:rand:neurons"]
     done = subprocess.run([sys.executable, str(WORKER), "4", *jobs], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(done.stdout.strip().splitlines()[-1])
@@ -53,7 +55,3 @@ def test_neuron_parallel_equals_one_device():
     assert history["loss_one"] == pytest.approx(history["loss_many"], rel=TOLERANCE), history
     assert history["weights"] <= 1e-4, history  # three Adam steps apart, float32
     assert history["temp_bytes"][1] < history["temp_bytes"][0], history  # each device holds a quarter
-    run = results["experiment:expsm_diag:rand:neurons"]
-    assert (run["parallel_layout"], run["n_devices"], run["device_kind"]) == ("neurons", 4, "cpu")
-    assert 0 < run["estimated_device_bytes"] < run["estimated_bytes"]
-    assert run["temp_bytes"] > 0 and len(run["loss"]) == 2 and run["checks"] == 2  # a gradient check each iteration
