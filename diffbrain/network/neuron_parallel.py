@@ -2,8 +2,8 @@
 
 Device ``d`` of ``D`` holds the neurons ``[d n/D, (d+1) n/D)``: their states and their incoming synapses as its
 own column block of every projection (input ``[n_in, n/D]``, excitatory ``[n_exc, n/D]``, inhibitory
-``[n_inh, n/D]``). Each step it all-gathers the spikes (``[B, n]``), computes its neurons' conductance increments
-from its own blocks, advances its neurons with the one-device model's per-neuron step
+``[n_inh, n/D]``). Each step it all-gathers the spikes (``[B, n]`` booleans), computes its neurons' conductance
+increments from its own blocks, advances its neurons with the one-device model's per-neuron step
 (:meth:`EINetwork.advance`), and forms the readout: the standardisation's mean and variance are cross-device
 sums, and the standardised potentials are all-gathered and read out by the (small, replicated) readout matrix.
 Every device ends with the same readout, loss and recall outputs; the gradients of each block stay on their
@@ -79,6 +79,21 @@ def stored_values(model: EINetwork, name: str) -> np.ndarray:
     if proj.structure.sparse and proj.impl == "masked_dense":
         return proj.structure.dense_values(w)
     return w
+
+
+@jax.custom_jvp
+def gather_spikes(spikes: jax.Array) -> jax.Array:
+    """Every device's 0/1 spikes ``[..., n/D]`` -> all neurons' ``[..., n]`` (float), sent as booleans (a quarter of
+    float32's bytes); the derivative is the float gather of the tangents (its transpose a reduce-scatter), so the
+    surrogate gradient reaches the presynaptic neurons on their own devices."""
+    every = jax.lax.all_gather(spikes != 0, AXIS, axis=spikes.ndim - 1, tiled=True)
+    return every.astype(spikes.dtype)
+
+
+@gather_spikes.defjvp
+def _gather_spikes_jvp(primals, tangents):
+    (spikes,), (tangent,) = primals, tangents
+    return gather_spikes(spikes), jax.lax.all_gather(tangent, AXIS, axis=tangent.ndim - 1, tiled=True)
 
 
 class BlockProjection(brainstate.nn.Module):
@@ -158,7 +173,7 @@ class NeuronShardNetwork(brainstate.nn.Module):
 
     def update(self, x):
         spk = self.spikes()
-        every = jax.lax.all_gather(spk, AXIS, axis=spk.ndim - 1, tiled=True)  # [..., n]: all neurons' spikes
+        every = gather_spikes(spk)  # [..., n]: all neurons' spikes
         d_exc = self.ff(x) + self.exc(every[..., : self.n_exc])
         d_inh = self.inh(every[..., self.n_exc : self.n_exc + self.n_inh])
         self.set_state_values(self.advance(self.state_values(), d_exc, d_inh))
