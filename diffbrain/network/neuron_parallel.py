@@ -21,14 +21,16 @@ the shard's own neurons (both are local to a column block). The module's code is
 brainstate's ``shard_map`` first traces it at *global* shapes to discover its states: the states are sized from
 the local weight block, each neuron's adaptation decay is sliced by the device's axis index.
 
-Sparse wiring: the shard's block of a sparse projection is held as its columns with zeros off the pattern
-and the gradient masked to the pattern (a weight off the pattern starts at 0, gets a zero gradient, and Adam,
-L1 and L2 leave it at 0). It is built block by block from the CSR structure (``O(synapses)`` host work per
-block; no ``n x n`` array is ever made), but holds ``n_pre x n/D`` values per device. The event-driven CSR block
-the issue describes is not used: braintrace's sparse ETP operator takes its structure as a static jaxpr
-parameter, so one SPMD program cannot hold a different CSR on every device. Random numbers: the step draws
-none per neuron (the task's input spikes are the same on every device and are drawn from the trial keys), so
-there is nothing to fold the axis index into.
+Sparse wiring: under BPTT each device holds its CSR block (:class:`CSRBlocks`: the synapses onto its neurons,
+padded to the largest block's count with masked entries, built in ``O(synapses)``) and runs it event-driven
+with the project's kernels (:func:`diffbrain.network.events.differentiable_propagate`), the row pointers and
+indices being data split like the weights. Under ES-D-RTRL it holds its columns with zeros off the pattern and
+the gradient masked to the pattern (a weight off the pattern starts at 0, gets a zero gradient, and Adam, L1 and
+L2 leave it at 0), built block by block from the CSR structure (no ``n x n`` array), but ``n_pre x n/D`` values
+per device: braintrace's sparse ETP operator takes its structure as a static jaxpr parameter, so one SPMD
+program cannot hold a different CSR on every device. Random numbers: the step draws none per neuron (the task's
+input spikes are the same on every device and are drawn from the trial keys), so there is nothing to fold the
+axis index into.
 
 ``check_vma=False`` for the reason in :mod:`diffbrain.network.parallel`; with it, JAX transposes the readout's
 gather to a reduce-scatter of a cotangent that is the same on every device (it cannot know that), which makes
@@ -50,6 +52,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from diffbrain.network.connectivity import Structure
+from diffbrain.network.events import differentiable_propagate
 from diffbrain.network.model import EINetwork, magnitude
 from diffbrain.network.parallel import Layout, mesh_of
 
@@ -107,6 +110,62 @@ class BlockProjection(brainstate.nn.Module):
         return braintrace.matmul(x, self.weight.value, weight_fn=magnitude) * u.siemens
 
 
+class CSRBlocks:
+    """A sparse projection split by postsynaptic neuron into one CSR block per device: device ``d`` keeps the
+    synapses onto its neurons (rows: every presynaptic neuron; columns: its own neurons), padded at the end of the
+    last row to the largest block's count with zero-weight entries that the gradient mask keeps at zero. Built in
+    ``O(synapses)``; global arrays ``[D * nnz_max]`` (``[D * (n_pre + 1)]`` for the row pointers) split over
+    the mesh."""
+
+    def __init__(self, structure: Structure, n_devices: int, mesh):
+        self.structure, self.sharding = structure, NamedSharding(mesh, P(AXIS))
+        local = structure.n_post // n_devices
+        pre, post = structure.pre_post()
+        owner = post // local
+        self.positions = [np.flatnonzero(owner == d) for d in range(n_devices)]  # CSR order kept (row-major)
+        self.nnz_max = max(1, max(p.size for p in self.positions))
+        indptr, indices, mask = [], [], []
+        for pos in self.positions:
+            counts = np.bincount(pre[pos], minlength=structure.n_pre)
+            counts[-1] += self.nnz_max - pos.size  # the padding: zero-weight entries in the last row
+            indptr.append(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+            indices.append(np.pad((post[pos] % local).astype(np.int32), (0, self.nnz_max - pos.size)))
+            mask.append(np.pad(np.ones(pos.size, np.float32), (0, self.nnz_max - pos.size)))
+        put = lambda a: jax.device_put(np.concatenate(a), self.sharding)  # noqa: E731
+        self.indptr, self.indices, self.mask = put(indptr), put(indices), put(mask)
+
+    def split(self, values: np.ndarray) -> jax.Array:
+        """The CSR non-zeros ``[nnz]`` as the padded blocks."""
+        values = np.asarray(values, dtype=np.float32).reshape(-1)
+        return jax.device_put(np.concatenate([np.pad(values[p], (0, self.nnz_max - p.size)) for p in self.positions]),
+                              self.sharding)
+
+    def join(self, blocks) -> np.ndarray:
+        """The padded blocks back as the CSR non-zeros ``[nnz]`` (host)."""
+        blocks = np.asarray(blocks).reshape(len(self.positions), self.nnz_max)
+        out = np.empty(self.structure.nnz, dtype=blocks.dtype)
+        for d, p in enumerate(self.positions):
+            out[p] = blocks[d, : p.size]
+        return out
+
+
+class CSRBlockProjection(brainstate.nn.Module):
+    """A sparse projection as one device holds it under BPTT: its CSR block, event-driven (the project's native
+    kernels, or brainevent's operator, on the block: :func:`differentiable_propagate`)."""
+
+    def __init__(self, blocks: CSRBlocks, weight: jax.Array, n_post_of: Callable):
+        super().__init__()
+        self.weight = brainstate.ParamState(weight)
+        self.indptr = brainstate.State(blocks.indptr)  # data, split like the weights (not trained)
+        self.indices = brainstate.State(blocks.indices)
+        self.n_post_of = n_post_of  # this device's neuron count (at brainstate's discovery trace: all of them)
+
+    def update(self, x):
+        g = differentiable_propagate(x, self.indptr.value, self.indices.value, magnitude(self.weight.value),
+                                     self.n_post_of())
+        return g * u.siemens
+
+
 class NeuronShardNetwork(brainstate.nn.Module):
     """The one-device :class:`EINetwork`'s dynamics on one device's share of the neurons (call it inside
     :func:`neuron_gradients`' shard_map). Built from a one-device network ``base``; its weights are global
@@ -119,7 +178,7 @@ class NeuronShardNetwork(brainstate.nn.Module):
     state_values = EINetwork.state_values
     set_state_values = EINetwork.set_state_values
 
-    def __init__(self, base: EINetwork, layout: Layout):
+    def __init__(self, base: EINetwork, layout: Layout, method: str = "bptt"):
         super().__init__()
         if base.gap is not None or base.readout_neurons is not None or base.ff.structure.sparse:
             raise ValueError("the neuron layout needs a generated network (no connectome wiring)")
@@ -134,12 +193,23 @@ class NeuronShardNetwork(brainstate.nn.Module):
             setattr(self, name, getattr(base, name))
         self._decay_adapt = base.decay_adapt  # [n]: every device slices its own neurons' (decay_adapt)
         self.ff = BlockProjection(self._split(base.ff.structure, np.asarray(base.ff.weight.value)))
-        self.exc = BlockProjection(self._split(base.exc.structure, stored_values(base, "exc")))
-        self.inh = BlockProjection(self._split(base.inh.structure, stored_values(base, "inh")))
         self.readout = brainstate.ParamState(
             jax.device_put(jnp.asarray(base.readout.value), NamedSharding(self.mesh, SPECS["readout"])))
-        self.masks = {name: self._split(getattr(base, name).structure, None)
-                      for name in ("exc", "inh") if getattr(base, name).structure.sparse}
+        self.specs, self.masks, self.csr = dict(SPECS), {}, {}
+        for name in ("exc", "inh"):
+            structure = getattr(base, name).structure
+            if structure.sparse and method == "bptt":  # CSR blocks (braintrace's ES-D-RTRL needs static ones)
+                blocks = self.csr[name] = CSRBlocks(structure, d, self.mesh)
+                proj = CSRBlockProjection(blocks, blocks.split(stored_values(base, name)), self._n_post)
+                self.masks[name], self.specs[name] = blocks.mask, P(AXIS)
+            else:
+                proj = BlockProjection(self._split(structure, stored_values(base, name)))
+                if structure.sparse:
+                    self.masks[name] = self._split(structure, None)
+            setattr(self, name, proj)
+
+    def _n_post(self) -> int:
+        return self.ff.weight.value.shape[-1]
 
     def _split(self, structure: Structure, values: np.ndarray | None) -> jax.Array:
         """A projection's columns as a global array, each device's block built on its own (``values`` None:
@@ -200,7 +270,8 @@ class NeuronShardNetwork(brainstate.nn.Module):
 
     def set_weights(self, values: dict) -> None:
         for k, s in self.weight_states().items():
-            s.value = jax.device_put(jnp.asarray(values[k], dtype=jnp.float32), NamedSharding(self.mesh, SPECS[k]))
+            s.value = jax.device_put(jnp.asarray(values[k], dtype=jnp.float32),
+                                     NamedSharding(self.mesh, self.specs[k]))
 
     def masked(self, grads: dict) -> dict:
         """Gradients restricted to the sparse projections' patterns (elementwise on the blocks: no traffic)."""
@@ -211,7 +282,11 @@ class NeuronShardNetwork(brainstate.nn.Module):
         out = {}
         for k, v in values.items():
             v = np.asarray(v)
-            if k in ("exc", "inh"):
+            if k in self.csr:
+                v = self.csr[k].join(v)
+                if getattr(base, k).impl == "masked_dense":
+                    v = getattr(base, k).structure.to_dense(v)
+            elif k in ("exc", "inh"):
                 proj = getattr(base, k)
                 if proj.structure.sparse and proj.impl != "masked_dense":
                     v = proj.structure.dense_values(v)
@@ -227,7 +302,7 @@ class NeuronShardNetwork(brainstate.nn.Module):
             v = np.asarray(values[k])
             if proj.structure.sparse and proj.impl == "masked_dense":
                 v = proj.structure.dense_values(v)
-            out[k] = self._split(proj.structure, v)
+            out[k] = self.csr[k].split(v) if k in self.csr else self._split(proj.structure, v)
         return out
 
 
@@ -245,9 +320,12 @@ def neuron_gradients(net: NeuronShardNetwork, local: Callable, n_args: int) -> C
         return {k: g if k == "readout" else g / d for k, g in grads.items()}, losses, recall
 
     states = net.weight_states()
+    specs = {states[k]: net.specs[k] for k in states}
+    for name in net.csr:  # the CSR blocks' row pointers and indices, split like their weights
+        specs[getattr(net, name).indptr] = specs[getattr(net, name).indices] = P(AXIS)
     sharded = brainstate.transform.shard_map(
-        per_shard, net.mesh, in_specs=(P(),) * n_args, out_specs=({k: SPECS[k] for k in states}, P(), P()),
-        state_in_specs={states[k]: SPECS[k] for k in states}, check_vma=False)
+        per_shard, net.mesh, in_specs=(P(),) * n_args, out_specs=({k: net.specs[k] for k in states}, P(), P()),
+        state_in_specs=specs, check_vma=False)
 
     def run(*args):
         grads, losses, recall = sharded(*args)

@@ -85,18 +85,25 @@ def choose_layout(parallel: str, devices: int, available: Sequence, batch: int, 
 
 
 def neurons_device_estimate(n_rec: int, n_in: int, n_out: int, n_devices: int, method: str, batch: int,
-                            n_steps: int = 0, sparse: bool = True, states_per_neuron: int = 5) -> MemoryEstimate:
+                            n_steps: int = 0, sparse: bool = True, states_per_neuron: int = 5,
+                            n_synapses: float | None = None) -> MemoryEstimate:
     """Bytes one device holds for a training step under the neuron layout (float32), the counterpart of
     :func:`diffbrain.network.memory.estimate` for a device's share: the column blocks of the projections
-    (``n_rec (n_rec + n_in) / D``) and, for sparse wiring, their 0/1 pattern; the readout (replicated); its neurons'
-    states and the all-gathered spikes and standardised potentials (``2 B n_rec``, not divided); gradients and
-    Adam's moments of its blocks; BPTT's per-step states of its neurons plus the gathered vectors every step
-    keeps for the backward pass; ES-D-RTRL's presynaptic traces (whole, ``B (n_rec + n_in)`` per device) and
-    postsynaptic traces of its neurons. No JAX (planning uses it)."""
+    (``n_rec (n_rec + n_in) / D``) and, for sparse wiring, their 0/1 pattern, or under BPTT with sparse wiring
+    (``n_synapses`` given) the device's CSR block (``n_synapses / D`` weights, indices and mask, and the row
+    pointers); the readout (replicated); its neurons' states and the all-gathered spikes and standardised
+    potentials (``2 B n_rec``, not divided); gradients and Adam's moments of its blocks; BPTT's per-step states
+    of its neurons plus the gathered vectors every step keeps for the backward pass; ES-D-RTRL's presynaptic
+    traces (whole, ``B (n_rec + n_in)`` per device) and postsynaptic traces of its neurons. No JAX (planning
+    uses it)."""
     f32 = 4
     local, b, s = n_rec // n_devices, max(1, batch), states_per_neuron
     params = (n_rec + n_in) * local * f32 + n_rec * n_out * f32
     structure = n_rec * local * f32 if sparse else 0
+    if sparse and method == "bptt" and n_synapses is not None:  # CSR blocks
+        nnz = int(n_synapses) // n_devices
+        params = (nnz + n_in * local + n_rec * n_out) * f32
+        structure = nnz * (f32 + f32) + 2 * (n_rec + 1) * f32
     gathered = 2 * b * n_rec * f32
     states = 2 * b * local * s * f32 + gathered
     training = 3 * params

@@ -27,6 +27,7 @@ from diffbrain.network.config import (
     fingerprint,
     resolve_training,
 )
+from diffbrain.network.connectivity import expected_synapses
 from diffbrain.network.memory import MemoryEstimate, ensure_fits, network_estimate
 from diffbrain.network.parallel import (
     Layout,
@@ -136,7 +137,8 @@ def check_fits(params: dict, layout: Layout | None = None) -> tuple[MemoryEstima
         share = network_estimate(net_cfg, task_cfg.n_in, 2, method, max(local, params["test_batch"]), n_steps)
     if layout is not None and layout.kind == "neurons" and training:  # the step's share on one device
         share = neurons_device_estimate(net_cfg.n_rec, task_cfg.n_in, 2, layout.n_devices, method,
-                                        params["batch_size"], n_steps, sparse=net_cfg.conn_method != "dense")
+                                        params["batch_size"], n_steps, sparse=net_cfg.conn_method != "dense",
+                                        n_synapses=expected_synapses(net_cfg))
     ensure_fits(estimate, field="n_rec", what=f"the network of n_rec={net_cfg.n_rec} ({net_cfg.conn_method})",
                 device_share=share.total / estimate.total)
     return estimate, share

@@ -127,7 +127,7 @@ class Trainer:
         if self.layout is not None and self.layout.kind == "neurons":
             from diffbrain.network.neuron_parallel import NeuronShardNetwork, neuron_gradients
 
-            self.shards = NeuronShardNetwork(self.model, self.layout)
+            self.shards = NeuronShardNetwork(self.model, self.layout, train_cfg.method)
             self._sharded = neuron_gradients(self.shards, self._local_gradients, 3)
         elif self.layout is not None:
             self._sharded = data_parallel(self._local_gradients, self.layout, 3)
