@@ -68,14 +68,20 @@ def run(params: dict, ctx: RunContext):
                             lr=params["lr"], batch_size=params["batch_size"],
                             iterations=params["warmup"] + params["steps"])
     from diffbrain.network.memory import ensure_fits, network_estimate
-    from diffbrain.network.parallel import choose_layout, device_peak_bytes, device_record
+    from diffbrain.network.parallel import choose_layout, device_peak_bytes, device_record, neurons_device_estimate
     from diffbrain.network.planner import planned_bytes
 
     layout = choose_layout(params["parallel"], params["devices"], list(ctx.devices) or jax.devices(),
-                           params["batch_size"])
+                           params["batch_size"], params["n_rec"], params["method"])
     estimate = network_estimate(net_cfg, task_cfg.n_in, 2, params["method"], params["batch_size"], params["n_steps"])
     share = network_estimate(net_cfg, task_cfg.n_in, 2, params["method"], layout.local_batch(params["batch_size"]),
                              params["n_steps"])
+    if layout.kind == "neurons":
+        from diffbrain.network.connectivity import expected_synapses
+
+        share = neurons_device_estimate(params["n_rec"], task_cfg.n_in, 2, layout.n_devices, params["method"],
+                                        params["batch_size"], params["n_steps"], net_cfg.conn_method != "dense",
+                                        n_synapses=expected_synapses(net_cfg))
     ensure_fits(estimate, field="n_rec", what=f"the network of n_rec={params['n_rec']}",
                 device_share=share.total / estimate.total)
     trainer = Trainer(net_cfg, task_cfg, train_cfg, seed=params["seed"], layout=layout)

@@ -132,7 +132,8 @@ TRAINING_PARAMS: tuple[Param, ...] = (
     Param("iterations", int, 100, "training iterations (one batch of fresh trials each)", low=0),
     Param("batch_size", int, 32, "trials per iteration", low=1),
     Param("parallel", str, "auto", "devices for one training step: none (one device), data (the batch split across "
-          "`devices`; it must divide batch_size) or auto (data on the most devices, up to `devices`, that divide "
+          "`devices`; it must divide batch_size), neurons (the recurrent neurons split across `devices`; it must "
+          "divide n_rec; bptt or expsm_diag) or auto (data on the most devices, up to `devices`, that divide "
           "the batch)", choices=PARALLEL),
     Param("devices", int, 0, "devices a training step may use (0: every device this process sees)", low=0),
     Param("grad_check_every", int, 0,
