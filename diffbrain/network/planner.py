@@ -14,7 +14,8 @@ as constants, which the memory analysis does not count) is added from its known 
 
 :func:`place` turns a footprint into per-device bytes for each layout (``none``; ``data`` over D devices: the
 fit evaluated at B/D trials, everything else replicated; ``neurons`` over D devices: an *estimate* until that
-layout is measured: the step's bytes split by D plus the all-gathered spikes, kept per step for BPTT) and picks
+layout is measured: the layout's own analytic count, at least the step's bytes split by D plus the all-gathered
+spikes) and picks
 the smallest layout that fits a device. Compiles run in a subprocess (``python -m diffbrain.network.planner``,
 JSON on stdin and stdout, on the CPU backend) once per family; fits are cached as JSON files in
 :func:`cache_dir`, so a second ``sweep plan`` compiles nothing. Nothing here imports JAX.
@@ -334,16 +335,22 @@ def layout_bytes(fp: Footprint, kind: str, devices: int) -> float:
     """Bytes per device of ``fp`` under layout ``kind`` on ``devices`` devices.
 
     ``data``: the step at B/D trials (XLA measured the per-trial terms), the weights, optimiser state and
-    structure replicated. ``neurons`` (estimated): every part split by D, plus the all-gathered spikes of the
-    whole network (float32, per trial; BPTT keeps them for every step).
+    structure replicated. ``neurons``: estimated, not measured: the neuron layout's own analytic count
+    (:func:`diffbrain.network.parallel.neurons_device_estimate`: its column blocks, or CSR blocks under BPTT,
+    its neurons' states and traces, the all-gathered spikes), and never less than the measured step split by
+    D plus the gathered spikes (float32, per trial; BPTT keeps them for every step).
     """
+    from diffbrain.network.parallel import neurons_device_estimate
+
     s = fp.shape
     if kind == "none" or devices <= 1:
         return fp.step_bytes()
     if kind == "data":
         return fp.step_bytes(s["batch"] / devices)
     gathered = s["batch"] * s["n_rec"] * F32 * (s["n_steps"] if s["method"] == "bptt" else 2)
-    return fp.step_bytes() / devices + gathered
+    analytic = neurons_device_estimate(s["n_rec"], s["n_in"], 2, devices, s["method"], s["batch"], s["n_steps"],
+                                       sparse=s["conn_method"] != "dense", n_synapses=fp.synapses()).total
+    return max(float(analytic), fp.step_bytes() / devices + gathered)
 
 
 def candidates(fp: Footprint, budget: DeviceBudget, parallel: str = "auto", devices: int = 0) -> list[Placement]:
@@ -360,6 +367,8 @@ def candidates(fp: Footprint, budget: DeviceBudget, parallel: str = "auto", devi
                 continue
             if kind == "data" and fp.shape["batch"] % d:
                 continue
+            if kind == "neurons" and (fp.shape["n_rec"] % d or fp.shape["method"] not in ("bptt", "expsm_diag")):
+                continue  # what the neuron layout accepts (diffbrain.network.parallel.choose_layout)
             need = layout_bytes(fp, kind, d)
             nodes = math.ceil(d / max(1, budget.per_node)) if budget.kind == "gpu" else 1
             out.append(Placement(kind, d, nodes, need, usable is None or need <= usable, kind != "neurons"))
