@@ -58,6 +58,8 @@ class Resources:
     qos: str | None = _declare(None, bool, "give a QOS name", "SLURM quality of service", True)
     constraint: str | None = _declare(None, bool, "give a node feature constraint", "SLURM node feature constraint")
     gpus_per_node: int = _declare(0, lambda v: v >= 0, "give an integer >= 0", "GPUs of each task", True)
+    gpu_memory_gb: float | None = _declare(None, lambda v: v > 0 and math.isfinite(v), "give a memory size in GB > 0",
+                                           "memory of each GPU in GB, for the memory planner (default 16)", True)
     cpus_per_task: int = _declare(1, *_POSITIVE, "CPUs of each task", True)
     mem_gb: float | None = _declare(None, lambda v: v > 0 and math.isfinite(v), "give a memory size in GB > 0",
                                     "memory of each task in GB", True)

@@ -36,6 +36,7 @@ from diffbrain.network.parallel import (
     device_record,
     neurons_device_estimate,
 )
+from diffbrain.network.planner import planned_bytes, training_shape
 from diffbrain.network.recording import Simulator, WeightRecorder
 from diffbrain.network.training import TEST_STREAM, CompileStats, Trainer, data_key
 from diffbrain.params import ParamError
@@ -234,6 +235,8 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
         defaults_used=tuple(k for k in PER_METHOD if params.get(k) is None),
         grad_checks={k: np.asarray(v, dtype=np.float32) for k, v in checks.items()}, resumed_from=start,
         memory={"estimated_bytes": estimate.total, "estimated_device_bytes": share.total,
+                # the memory planner's bytes per device for this layout (sweep plan's; NaN if never planned)
+                "planned_device_bytes": planned_bytes(training_shape(params), layout.kind, layout.n_devices),
                 "device_peak_bytes": device_peak_bytes(layout.devices),
                 "structure_bytes": trainer.model.structure_bytes(),
                 "state_bytes": 5 * 4 * net_cfg.n_rec * max(train_cfg.batch_size, params["test_batch"])},
