@@ -91,6 +91,16 @@ class Resources:
         """Processes of one task of the array (one ``jax.distributed`` run when more than one)."""
         return self.nodes * self.tasks_per_node
 
+    @property
+    def cpus_per_job(self) -> int:
+        """CPUs one task of the array holds (every process's)."""
+        return self.cpus_per_task * self.processes
+
+    @property
+    def gpus_per_job(self) -> int:
+        """GPUs one task of the array holds (every node's)."""
+        return self.gpus_per_node * self.nodes
+
     def to_json(self) -> dict:
         out = asdict(self)
         out["setup"] = list(self.setup)

@@ -15,6 +15,7 @@ from hpc.runner import COMPUTED, Pack, PointTask, run_pack
 from slurm.backends import get as backend
 from slurm.backends.slurm import slurm_parameters
 from slurm.resources import Resources
+from sweeps.usage import estimate_line
 
 JOB = {"SLURM_JOB_ID": "41", "SLURM_NTASKS": "4", "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_PROCID": "0",
        "SLURM_LOCALID": "0"}  # what a batch script sees: the job's variables, no step
@@ -62,6 +63,9 @@ def test_resources_map_to_submitit_and_are_checked():
     Resources(gpus_per_node=4)  # one process with all of a node's GPUs stays allowed
     Resources(tasks_per_node=3)  # CPU processes: any number
     backend("slurm").check(Resources(nodes=2))
+    # plan's estimate counts every process's CPUs and every node's GPUs: 4 points of 1 h on 2 x 2 processes
+    big = Resources(nodes=2, tasks_per_node=2, gpus_per_node=2, cpus_per_task=3)
+    assert estimate_line([(big, 4, 4)], [3600.0], "x").startswith("estimate: 16 GPU-hours, 48 CPU-hours")
     for name in ("local", "debug"):
         with pytest.raises(UserError, match="resources.nodes: the .* executor runs each task as one process"):
             backend(name).check(Resources(nodes=2))
