@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from diffbrain.errors import UserError
 from hpc.provenance import host, now_iso
 from hpc.tasks import Pack
-from slurm.jobs import JobRecord, Submission
+from slurm.jobs import JobRecord, JobUse, Submission
 
 if TYPE_CHECKING:  # slurm.resources imports this package for the executor names
     from slurm.resources import Resources
@@ -101,6 +101,11 @@ class Backend(abc.ABC):
 
     def finish(self, jobs: list) -> None:  # noqa: B027 (a hook: most backends have nothing to do)
         """Called once every array is recorded (the debug backend runs its packs here)."""
+
+    def accounting(self, submissions: Sequence[Submission]) -> tuple[dict[str, JobUse], str]:
+        """({job id: what the scheduler's accounting says it held and used}, why there is none) for the jobs
+        of ``submissions`` (``sweep status --usage`` refines the store's records with it)."""
+        return {}, f"the {self.name} executor keeps no scheduler accounting"
 
     def describe(self, resources: Resources) -> str:
         """What ``sweep plan`` says about an array's resources."""

@@ -413,10 +413,17 @@ def status(sweep_file, variant, with_optional, sets, errors, verify, usage, watc
         if len(corrupt) > errors:
             lines.append(f"... {len(corrupt) - errors} more (--errors N)")
     if usage:
+        from slurm import jobs as jobbook
+        from slurm.resources import jobs_dir_for
+        from slurm.status import accounting
         from sweeps.usage import sweep_usage, usage_lines
 
-        groups = sweep_usage(points, state.states, state.stored.attrs, sweep.resources_for)
-        lines += usage_lines(groups, _backend(sweep).describe)
+        submissions = jobbook.load(jobs_dir_for(sweep.store))
+        job_of = {pid: job.job_id for pid, (_, job) in jobbook.latest_job_of_points(submissions).items()}
+        groups = sweep_usage(points, state.states, state.stored.attrs, lambda p: sweep.resources_for(p.params),
+                             job_of)
+        uses, notes = accounting(submissions) if submissions else ({}, [])
+        lines += usage_lines(groups, _backend(sweep).describe, uses, notes)
     click.echo("\n".join(lines))
 
 
