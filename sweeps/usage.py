@@ -57,15 +57,15 @@ class GroupUsage:
 
     @property
     def requested_cpu_h(self) -> float:
-        return self.jobs * self.resources.timeout_min / 60 * self.resources.cpus_per_task
+        return self.jobs * self.resources.timeout_min / 60 * self.resources.cpus_per_job
 
     @property
     def used_cpu_h(self) -> float:
-        return self.wall_s / HOUR * self.resources.cpus_per_task
+        return self.wall_s / HOUR * self.resources.cpus_per_job
 
     @property
     def requested_gpu_h(self) -> float:
-        return self.jobs * self.resources.timeout_min / 60 * self.resources.gpus_per_node
+        return self.jobs * self.resources.timeout_min / 60 * self.resources.gpus_per_job
 
     @property
     def used_gpu_h(self) -> float:
@@ -78,6 +78,12 @@ class GroupUsage:
 
 def _efficiency(used: float, requested: float) -> str:
     return f"{used / requested:.0%}" if requested > 0 else "-"
+
+
+def _nodes(attrs: dict) -> int:
+    """Nodes whose GPUs computed a point: its record lists process 0's node's GPUs."""
+    processes = attrs.get("processes") or {}
+    return max(1, len(processes.get("nodes") or [])) if processes.get("distributed") else 1
 
 
 def sweep_usage(points: Iterable, states: dict[str, str], attrs_of: Callable[[str], dict],
@@ -97,7 +103,7 @@ def sweep_usage(points: Iterable, states: dict[str, str], attrs_of: Callable[[st
         attrs = attrs_of(point.point_id)
         wall = attrs.get("wall_seconds")
         wall = float(wall) if isinstance(wall, (int, float)) and math.isfinite(wall) else 0.0
-        gpu_s = wall * len(attrs.get("gpus") or [])
+        gpu_s = wall * len(attrs.get("gpus") or []) * _nodes(attrs)
         if point.point_id in job_of:
             group.job_ids.add(job_of[point.point_id])
         group.complete += state == COMPLETE
@@ -136,7 +142,7 @@ def usage_lines(groups: list[GroupUsage], describe: Callable[[Resources], str],
         if g.ran:
             lines.append(f"    time       limit {r.timeout_min} min per job  longest point {g.longest_s:.3g} s")
         if g.failed:
-            lines.append(f"    failures   cost {g.failed_wall_s / HOUR * r.cpus_per_task:.4g} CPU-hours"
+            lines.append(f"    failures   cost {g.failed_wall_s / HOUR * r.cpus_per_job:.4g} CPU-hours"
                          + (f", {g.failed_gpu_s / HOUR:.4g} GPU-hours" if g.failed_gpu_s else "")
                          + f" ({g.failed} point{'' if g.failed == 1 else 's'})")
         lines += _scheduler_lines(g, uses)
@@ -206,7 +212,7 @@ def estimate_line(arrays: list[tuple[Resources, int, int]], complete_walls: list
     if not complete_walls:
         return f"estimate: no basis yet (the store holds no complete point of {experiment})"
     mean = statistics.fmean(complete_walls)
-    gpu_h = sum(points * mean * res.gpus_per_node for res, _, points in arrays) / HOUR
-    cpu_h = sum(points * mean * res.cpus_per_task for res, _, points in arrays) / HOUR
+    gpu_h = sum(points * mean * res.gpus_per_job for res, _, points in arrays) / HOUR
+    cpu_h = sum(points * mean * res.cpus_per_job for res, _, points in arrays) / HOUR
     return (f"estimate: {gpu_h:.3g} GPU-hours, {cpu_h:.3g} CPU-hours for {todo} points "
             f"(mean {mean:.3g} s per point over {len(complete_walls)} complete points of {experiment} in the store)")

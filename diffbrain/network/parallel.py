@@ -151,10 +151,15 @@ def device_record(layout: Layout) -> dict:
 
 
 def device_peak_bytes(devices: Sequence) -> float:
-    """The largest peak bytes in use among ``devices``, where they report memory statistics; NaN otherwise
-    (the CPU reports none)."""
+    """The largest peak bytes in use among ``devices`` of this process, where they report memory statistics; NaN
+    otherwise (the CPU reports none)."""
+    import jax
+
     peaks = []
+    here = jax.process_index()
     for d in devices:
+        if getattr(d, "process_index", here) != here:  # another process's device (jax.distributed): not ours to ask
+            continue
         stats = d.memory_stats() if hasattr(d, "memory_stats") else None
         if stats and "peak_bytes_in_use" in stats:
             peaks.append(float(stats["peak_bytes_in_use"]))

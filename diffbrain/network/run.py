@@ -203,7 +203,8 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
         done = it + 1
         if done % params["snapshot_every"] == 0:
             recorder.snapshot(done, trainer.synced_model())
-        if path is not None and (done % params["checkpoint_every"] == 0 or done == iterations):
+        if path is not None and ctx.writes_checkpoints and (done % params["checkpoint_every"] == 0
+                                                             or done == iterations):
             _save(path, trainer, recorder, params, fps, done, history, checks)
         ctx.report(done / max(iterations, 1), f"iteration {done}/{iterations}: loss {loss:.4f}, accuracy {acc:.3f}")
         if not math.isfinite(loss):

@@ -190,6 +190,14 @@ class Trainer:
         """Compile the step now (once); returns the compile time and XLA's memory analysis of it."""
         return self._step.compile(jnp.asarray(0, dtype=jnp.int32))
 
+    def batch_gradients(self, iteration: int) -> tuple[dict[str, np.ndarray], float]:
+        """The method's gradients and mean loss on batch ``iteration`` at the current weights, computed as the
+        step computes them (under the trainer's layout); nothing is updated."""
+        fn = self._sharded or self._local_gradients
+        grads, losses, _ = brainstate.transform.jit(lambda it: fn(*self._trials(it)))(
+            jnp.asarray(iteration, dtype=jnp.int32))
+        return {k: np.asarray(v) for k, v in grads.items()}, float(jnp.mean(losses))
+
     # -- gradient check against BPTT -----------------------------------------------------------------
 
     def _check_gradients(self, iteration):

@@ -85,6 +85,16 @@ class Backend(abc.ABC):
         """Cancel the active jobs of ``submissions`` (or only those in ``only``); (cancelled ids, problems)."""
 
     # ------------------------------------------------------------------------------------ with defaults
+    def check(self, resources: Resources) -> None:
+        """Raise a :class:`UserError` when this backend cannot give a task ``resources`` (``sweep plan`` and
+        ``submit`` ask before anything is sent). Only a scheduler that launches tasks with ``srun`` runs a task
+        as several processes."""
+        if resources.processes > 1:
+            field = "resources.nodes" if resources.nodes > 1 else "resources.tasks_per_node"
+            raise UserError(field, f"the {self.name} executor runs each task as one process, not "
+                            f"{resources.processes} ({resources.nodes} node(s) x {resources.tasks_per_node} tasks)",
+                            "use executor = slurm (srun starts the processes), or nodes = 1 and tasks_per_node = 1")
+
     def arrays(self, arrays: list[tuple[Resources, list[Pack]]]) -> list[tuple[Resources, list[Pack]]]:
         """How the plan's arrays (one per resource set) are submitted: as they are, unless a backend merges them."""
         return arrays

@@ -73,6 +73,10 @@ def slurm_parameters(resources: Resources, name: str) -> dict:
             params[key] = getattr(resources, key)
     if resources.gpus_per_node:
         params["gpus_per_node"] = resources.gpus_per_node
+    if resources.nodes > 1:
+        params["nodes"] = resources.nodes
+    if resources.tasks_per_node > 1:  # submitit's sbatch script starts them with srun, one python each
+        params["ntasks_per_node"] = resources.tasks_per_node
     if resources.mem_gb:
         mem = resources.mem_gb
         params["mem"] = f"{int(mem)}GB" if float(mem).is_integer() else f"{int(mem * 1024)}MB"
@@ -198,6 +202,10 @@ class SlurmBackend(Backend):
     def available(self) -> bool:
         return self.availability()[0]
 
+    def check(self, resources: Resources) -> None:
+        """Any number of nodes and tasks per node: submitit's batch script starts every task with ``srun``
+        (the cross-field rules are :class:`Resources`' own)."""
+
     def availability(self) -> tuple[bool, str]:
         """A laptop with the SLURM client installed but no cluster behind it runs sweeps locally."""
         from slurm.probe import probe
@@ -293,6 +301,9 @@ class SlurmBackend(Backend):
 
     def describe(self, resources: Resources) -> str:
         parts = [f"partition {resources.partition}" if resources.partition else "default partition"]
+        if resources.processes > 1:
+            parts.append(f"{resources.nodes} node{'s' if resources.nodes > 1 else ''} x "
+                         f"{resources.tasks_per_node} task{'s' if resources.tasks_per_node > 1 else ''}")
         if resources.gpus_per_node:
             parts.append(f"{resources.gpus_per_node} GPU")
         parts.append(f"{resources.cpus_per_task} CPU")

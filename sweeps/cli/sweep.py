@@ -158,6 +158,7 @@ def plan(sweep_file, variant, with_optional, sets, rows, script, max_points, yes
     out.append(f"to run: {_n(summary.todo, 'point')} in {_n(summary.jobs, 'job')} on the {backend.name} executor"
                + ((f" (auto: {why})" if why else " (auto)") if sweep.resources.executor != backend.name else ""))
     for i, (res, jobs, _) in enumerate(summary.arrays, 1):
+        backend.check(res)
         sizes, why = backend.array_sizes(jobs)
         out.append(f"  array {i}: {_n(jobs, 'job')} of up to {_n(res.points_per_job, 'point')}, "
                    f"{backend.describe(res)}, {res.array_parallelism} at a time"
