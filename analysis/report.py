@@ -12,7 +12,7 @@ fails to decode while the figures are computed stops the report with one error n
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,9 +110,12 @@ def _provenance(ds, store: Path, counts: dict[str, int], scheduler: str | None) 
 
 
 def build_report(store: str | Path, out: str | Path, scheduler: str | None = None, options=None,
-                 status: Callable[[str], None] | None = None, html: bool = False) -> Report:
+                 status: Callable[[str], None] | None = None, html: bool = False,
+                 extra_sections: Sequence[str] = ()) -> Report:
     """Open ``store`` with :func:`analysis.open_sweep`, compute the statistics on ``scheduler`` and write
-    the figures and ``summary.md`` into ``out`` (``html``: also one self-contained ``report.html``). Raises
+    the figures and ``summary.md`` into ``out`` (``html``: also one self-contained ``report.html``;
+    ``extra_sections``: Markdown sections appended after the figures' own, e.g. the sweep's usage, which
+    the caller computes because it needs the scheduler). Raises
     :class:`BadStore` (not a store, newer layout, no complete points), :class:`BadOutput`, or
     :class:`analysis.scheduler.SchedulerError`, before writing."""
     from analysis.collect import open_sweep
@@ -147,6 +150,7 @@ def build_report(store: str | Path, out: str | Path, scheduler: str | None = Non
                     lines = section(ds, tmp, report)
                 if lines:
                     report.sections.append("\n".join(lines))
+        report.sections += [section for section in extra_sections if section]
         summary = _provenance(ds, store, counts, scheduler) + _figure_list(report) + report.sections
         (tmp / SUMMARY).write_text("\n".join(summary).rstrip() + "\n")
         if html:

@@ -69,6 +69,8 @@ class PointRecord:
     error: str | None = ""  # the error text of a failed point (None on a complete one)
     manifest: dict | None = None  # {relative file path: [bytes, CRC-32]}: set by write_point
     code: dict | None = None  # where the point's code was imported from: {snapshot (digest or null), path}
+    # the processes that computed it: {count, index (the writer's), nodes, distributed}; None: not recorded
+    processes: dict | None = None
 
     def to_attrs(self) -> dict:
         return asdict(self)

@@ -1,8 +1,10 @@
-"""Data-parallel training step on 1, 2 and 4 forced host devices: seconds per step and per-device XLA temp bytes.
+"""Data- and neuron-parallel training steps on 1, 2 and 4 forced host devices: seconds per step and per-device
+XLA temp bytes.
 
-Each (devices, method, size) runs the ``scaling-probe`` experiment in a fresh process with
-``XLA_FLAGS=--xla_force_host_platform_device_count=D`` and ``parallel = data`` on all D devices (D = 1: one
-device). XLA's compiled memory analysis of an SPMD program is per device, so ``temp_bytes`` is one device's.
+Each (layout, devices, method, size) runs the ``scaling-probe`` experiment in a fresh process with
+``XLA_FLAGS=--xla_force_host_platform_device_count=D`` and ``parallel = data`` or ``neurons`` on all D devices
+(D = 1: one device, run once per method and size and shared by both layouts as their reference). XLA's
+compiled memory analysis of an SPMD program is per device, so ``temp_bytes`` is one device's.
 Prints one JSON document: the points, and per (method, n_rec) the ratio of D devices' temp bytes to one
 device's (the goal: close to 1/D, at most 1.3/D) and of their seconds per step. On the CPU the "devices" share
 the same cores, so the step time says what the partition costs, not what separate GPUs would gain.
@@ -11,6 +13,7 @@ Full run (issue 12): n_rec 800 and 3200, batch 64, T 1000, bptt and expsm_diag, 
 ``--quick``: n_rec 100, batch 16, T 200, 2 timed steps (a few minutes).
 
     python bench/multidevice.py [--quick] [--devices 1,2,4] [--methods bptt,expsm_diag] [--n-rec 800,3200]
+                                [--layouts data,neurons]
 """
 
 from __future__ import annotations
@@ -27,15 +30,16 @@ import json, os, sys
 from diffbrain.experiments import get
 ds = get("scaling-probe")(json.loads(sys.argv[1]))
 out = {k: (None if ds[k].values != ds[k].values else ds[k].values.item()) for k in
-       ("step_seconds_median", "compile_seconds", "temp_bytes", "estimated_bytes", "estimated_device_bytes",
+       ("step_seconds_median", "compile_seconds", "temp_bytes", "argument_bytes", "estimated_bytes",
+        "estimated_device_bytes",
         "peak_rss_bytes", "loss")}
 out.update({k: ds.attrs[k] for k in ("parallel_layout", "n_devices", "sparse_impl")})
 print("RESULT " + json.dumps(out))
 """
 
 
-def measure(params: dict, devices: int, timeout: float) -> dict:
-    params = {**params, "parallel": "data" if devices > 1 else "none", "devices": devices}
+def measure(params: dict, layout: str, devices: int, timeout: float) -> dict:
+    params = {**params, "parallel": layout if devices > 1 else "none", "devices": devices}
     return run_child(CHILD, params, timeout,
                      {"JAX_PLATFORMS": "cpu", "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
 
@@ -48,8 +52,9 @@ def summarise(points: list[dict]) -> dict:
         base = one.get((p["method"], p["n_rec"]))
         if base is None or p["devices"] == 1:
             continue
-        out[f"{p['method']} n_rec={p['n_rec']} x{p['devices']}"] = {
+        out[f"{p['parallel']} {p['method']} n_rec={p['n_rec']} x{p['devices']}"] = {
             "temp_bytes_ratio": p["temp_bytes"] / base["temp_bytes"],
+            "argument_bytes_ratio": p["argument_bytes"] / base["argument_bytes"],
             "goal_at_most": 1.3 / p["devices"],
             "step_seconds_ratio": p["step_seconds_median"] / base["step_seconds_median"],
         }
@@ -62,6 +67,7 @@ def main() -> None:
     ap.add_argument("--devices", default="1,2,4")
     ap.add_argument("--methods", default="bptt,expsm_diag")
     ap.add_argument("--n-rec", default=None)
+    ap.add_argument("--layouts", default="data,neurons")
     ap.add_argument("--timeout", type=float, default=3600.0)
     args = ap.parse_args()
     if args.quick:
@@ -72,12 +78,14 @@ def main() -> None:
         sizes = [800, 3200]
     if args.n_rec:
         sizes = [int(n) for n in args.n_rec.split(",")]
-    points = []
+    points, devices = [], [int(d) for d in args.devices.split(",")]
     for n_rec in sizes:
         for method in args.methods.split(","):
-            for devices in (int(d) for d in args.devices.split(",")):  # side by side for each configuration
-                params = {**base, "method": method, "n_rec": n_rec, "conn_method": "rand", "conn_prob": 0.05}
-                points.append(measure(params, devices, args.timeout))
+            params = {**base, "method": method, "n_rec": n_rec, "conn_method": "rand", "conn_prob": 0.05}
+            runs = [("none", 1)] if 1 in devices else []  # side by side for each configuration
+            runs += [(layout, d) for layout in args.layouts.split(",") for d in devices if d > 1]
+            for layout, d in runs:
+                points.append(measure(params, layout, d, args.timeout))
                 print(json.dumps(points[-1]), file=sys.stderr)
     print(json.dumps({"uptime": os.getloadavg(), "points": points, "ratios": summarise(points)}, indent=1))
 

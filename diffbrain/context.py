@@ -21,7 +21,9 @@ class RunContext:
 
     ``checkpoint_dir`` survives requeues of the same point (None: no checkpointing);
     ``progress(fraction, message)`` reports progress; ``devices`` are the JAX devices to use
-    (empty: the experiment uses ``jax.devices()``).
+    (empty: the experiment uses ``jax.devices()``). ``writes_checkpoints``: False on every process but the
+    first when several processes compute the point together (they read the first one's checkpoint, so that
+    all resume at the same iteration, and never write it).
     """
 
     seed: int = 0
@@ -29,6 +31,7 @@ class RunContext:
     checkpoint_dir: Path | None = None
     progress: Callable[[float, str], None] | None = None
     devices: tuple = ()
+    writes_checkpoints: bool = True
 
     def report(self, fraction: float, message: str = "") -> None:
         if self.progress is not None:

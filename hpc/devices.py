@@ -2,7 +2,9 @@
 
 JAX is imported only when an experiment looks at the devices (or has imported JAX itself), so a point that
 never touches JAX never pays for importing it. On SLURM the granted GPUs are already all that JAX sees
-(``CUDA_VISIBLE_DEVICES``); under ``srun`` with several processes they are this process's local devices.
+(``CUDA_VISIBLE_DEVICES``). When several processes compute a point together (``jax.distributed``,
+:mod:`hpc.distributed`) they are every process's devices (``jax.devices()``), so that a point's layout spans
+all of them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from hpc.provenance import gpus
 
 
 class PointDevices(Sequence):
-    """The JAX devices of this process (``jax.local_devices()``), resolved on first use."""
+    """The JAX devices a point may use, resolved on first use: this process's (``jax.local_devices()``), or every
+    process's when several compute the point together."""
 
     def __init__(self):
         self._devices: tuple | None = None
@@ -24,7 +27,7 @@ class PointDevices(Sequence):
         if self._devices is None:
             import jax
 
-            self._devices = tuple(jax.local_devices())
+            self._devices = tuple(jax.devices() if jax.process_count() > 1 else jax.local_devices())
         return self._devices
 
     def __len__(self) -> int:

@@ -9,6 +9,11 @@ A point that raises, returns something other than a Dataset, or breaks ``must_be
 failed with its error text, and the pack goes on. Experiments with ``fresh_process`` run each point in a
 new Python process (:mod:`hpc.point_process`).
 
+A task of several processes (``nodes`` x ``tasks_per_node`` > 1, started by ``srun``: :mod:`hpc.distributed`)
+computes each point together: every process joins ``jax.distributed`` before the experiment runs and runs
+the points process 0 chose; process 0 alone writes the store (and the checkpoints), the others compute and
+go on. A point's completion never waits for another process: process 0 writes it when its own run returns.
+
 :class:`PackRunner` is submitit-``Checkpointable``: on a timeout or preemption signal submitit requeues it
 as it was submitted, and the requeued run skips every point the store already holds.
 """
@@ -43,14 +48,15 @@ from analysis.store import (
 )
 from diffbrain import experiments
 from diffbrain.context import RunContext
-from hpc import provenance
+from hpc import distributed, provenance
 from hpc.devices import PointDevices
 from hpc.tasks import Pack, PointTask, point_record
 
-__all__ = ["INTERRUPTED", "Pack", "PackRunner", "PointTask", "run_pack", "run_point", "run_point_fresh"]
+__all__ = ["COMPUTED", "INTERRUPTED", "Pack", "PackRunner", "PointTask", "run_pack", "run_point", "run_point_fresh"]
 
 PROGRESS_EVERY_S = 10.0
 INTERRUPTED = "interrupted"  # the point's process was stopped by a signal: left incomplete, rerun later
+COMPUTED = "computed"  # a process other than 0 of a distributed task: computed its part, process 0 writes
 
 
 def log(message: str) -> None:
@@ -93,13 +99,16 @@ def checkpoint_dir(work_dir: str | Path, point_id: str) -> Path:
 
 
 def run_point(store: str, work_dir: str, task: PointTask) -> str:
-    """Run one point in this process and write it; returns "complete" or "failed"."""
+    """Run one point in this process and write it; returns "complete" or "failed" ("computed" on a process
+    other than 0 of a distributed task, which writes nothing)."""
     exp = experiments.get(task.experiment)
+    group = distributed.process_group()
+    distributed.initialize(group, log)  # before the experiment computes anything with JAX
     ckpt = checkpoint_dir(work_dir, task.point_id)
     ckpt.mkdir(parents=True, exist_ok=True)
     devices = PointDevices()
     ctx = RunContext(seed=task.seed, point_id=task.point_id, checkpoint_dir=ckpt,
-                     progress=ProgressLog(task.point_id), devices=devices)
+                     progress=ProgressLog(task.point_id), devices=devices, writes_checkpoints=group.writes)
     started, t0 = provenance.now_iso(), time.perf_counter()
     result, error = None, None
     try:
@@ -108,7 +117,10 @@ def run_point(store: str, work_dir: str, task: PointTask) -> str:
     except Exception:  # a failing point is recorded and the pack goes on (signals are BaseException)
         error = traceback.format_exc()
     wall = time.perf_counter() - t0
-    record = point_record(task, FAILED if error else COMPLETE, error, started, provenance.now_iso(), wall, devices)
+    if not group.writes:
+        return _computed_elsewhere(task, group, error)
+    record = point_record(task, FAILED if error else COMPLETE, error, started, provenance.now_iso(), wall, devices,
+                          processes=group.record())
     import xarray as xr
 
     dataset = result if isinstance(result, xr.Dataset) else None
@@ -123,6 +135,18 @@ def run_point(store: str, work_dir: str, task: PointTask) -> str:
         write_point(store, task.point_id, None, record)
     shutil.rmtree(ckpt, ignore_errors=True)
     return record.status
+
+
+def _computed_elsewhere(task: PointTask, group: distributed.ProcessGroup, error: str | None) -> str:
+    """A process other than 0 after the point: nothing to write. If its part failed, the task stops here (it
+    must not start the next point while process 0 may still wait in this one's collectives: process 0 then
+    fails when JAX sees this process gone, and records the point)."""
+    if error:
+        log(f"  {task.point_id}: process {group.index} of {group.count} failed; process 0 records the point:\n"
+            f"{error}")
+        raise RuntimeError(f"point {task.point_id} failed on process {group.index} of {group.count}")
+    log(f"  {task.point_id}: process {group.index} of {group.count} computed its part; process 0 writes the point")
+    return COMPUTED
 
 
 def _describe_exit(code: int) -> str:
@@ -186,6 +210,9 @@ def run_point_fresh(store: str, work_dir: str, task: PointTask) -> str:
     payload = {"kind": "point", "store": store, "work_dir": work_dir, "point": task.to_json()}
     started = provenance.now_iso()
     code, tail = run_in_process_child(payload, task.point_id)
+    group = distributed.process_group()
+    if not group.writes:
+        return _computed_elsewhere(task, group, f"its process ended with {_describe_exit(code)}" if code else None)
     state = state_of(read_point_attrs(store, task.point_id))
     if state != INCOMPLETE:
         return state
@@ -216,16 +243,37 @@ def _should_run(store: str, point_id: str, pack: Pack) -> tuple[bool, str]:
     return False, "already in the store (failed): skipped"
 
 
+def _points_to_run(pack: Pack, group: distributed.ProcessGroup) -> dict[str, str]:
+    """{point id: why it is skipped} for the points of ``pack`` not to run; on a distributed task process 0
+    decides and the others follow its list (the same points, in the same order, on every process)."""
+    if group.writes:
+        skip = {}
+        for task in pack.points:
+            run, why = _should_run(pack.store, task.point_id, pack)
+            if not run:
+                skip[task.point_id] = why
+        if group.distributed:
+            distributed.share_plan(distributed.plan_path(pack.work_dir, group, pack.point_ids),
+                                   [pid for pid in pack.point_ids if pid not in skip])
+        return skip
+    run = set(distributed.read_plan(distributed.plan_path(pack.work_dir, group, pack.point_ids)))
+    return {pid: "skipped by process 0 (already in the store)" for pid in pack.point_ids if pid not in run}
+
+
 def run_pack(pack: Pack) -> dict[str, str]:
     """Run every point of ``pack`` that the store does not hold yet; ``{point_id: outcome}``."""
     outcome = {}
     n = len(pack.points)
+    group = distributed.process_group()
     log(f"pack of {n} points -> {pack.store} (host {provenance.host()}, job {provenance.job_id()}, "
-        f"restart {provenance.restart_count()})")
-    for leftover in remove_leftovers(pack.store, pack.point_ids):
-        log(f"removed {leftover.name}, left by an earlier attempt that was killed while writing")
+        f"restart {provenance.restart_count()}"
+        + (f", process {group.index} of {group.count}" if group.distributed else "") + ")")
+    if group.writes:
+        for leftover in remove_leftovers(pack.store, pack.point_ids):
+            log(f"removed {leftover.name}, left by an earlier attempt that was killed while writing")
+    skipped = _points_to_run(pack, group)
     for i, task in enumerate(pack.points, 1):
-        run, why = _should_run(pack.store, task.point_id, pack)
+        run, why = task.point_id not in skipped, skipped.get(task.point_id, "")
         if not run:
             outcome[task.point_id] = "skipped"
             log(f"[{i}/{n}] {task.point_id} {why}")

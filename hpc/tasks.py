@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from analysis.store import PointRecord
 from hpc import provenance
 from hpc.devices import PointDevices
+from hpc.distributed import process_group
 
 __all__ = ["Pack", "PointRecord", "PointTask", "point_record"]
 
@@ -71,8 +72,9 @@ class Pack:
 
 def point_record(task: PointTask, status: str, error: str | None, started: str, ended: str,
                  wall_seconds: float | None, devices: PointDevices | None = None,
-                 measured: bool = True) -> PointRecord:
-    """The record of ``task`` run here: where (host, devices, granted GPUs, scheduler job) and how it went.
+                 measured: bool = True, processes: dict | None = None) -> PointRecord:
+    """The record of ``task`` run here: where (host, devices, granted GPUs, scheduler job, the processes that
+    computed it: ``hpc.distributed.ProcessGroup.record``) and how it went.
 
     ``measured=False``: the point's own process died, so its peak memory is unknown (None).
     """
@@ -81,4 +83,5 @@ def point_record(task: PointTask, status: str, error: str | None, started: str, 
         host=provenance.host(), devices=(devices or PointDevices()).describe(), gpus=provenance.gpus(),
         started=started, ended=ended, wall_seconds=wall_seconds, job_id=provenance.job_id(),
         restart_count=provenance.restart_count(), status=status, error=error,
-        peak_rss_bytes=provenance.peak_rss_bytes() if measured else None, code=provenance.code_origin())
+        peak_rss_bytes=provenance.peak_rss_bytes() if measured else None, code=provenance.code_origin(),
+        processes=processes or process_group().record())

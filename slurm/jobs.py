@@ -23,6 +23,18 @@ class JobRecord:
     pid_started: float | None = None  # its start time (psutil create_time)
 
 
+@dataclass(frozen=True)
+class JobUse:
+    """What the scheduler's accounting says one job held and used (SLURM: ``sacct``)."""
+
+    elapsed_s: float  # wall time the allocation was held
+    alloc_cpus: int
+    alloc_gpus: int
+    cpu_s: float | None = None  # CPU time used by its steps (TotalCPU); None when not reported
+    max_rss_bytes: int | None = None  # largest step's peak resident memory; None without a gather plugin
+    state: str = ""
+
+
 @dataclass
 class Submission:
     submitted: str

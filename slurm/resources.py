@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from diffbrain.errors import UserError
 from slurm import backends
 
 
@@ -57,10 +58,16 @@ class Resources:
     account: str | None = _declare(None, bool, "give an account name", "SLURM account", True)
     qos: str | None = _declare(None, bool, "give a QOS name", "SLURM quality of service", True)
     constraint: str | None = _declare(None, bool, "give a node feature constraint", "SLURM node feature constraint")
-    gpus_per_node: int = _declare(0, lambda v: v >= 0, "give an integer >= 0", "GPUs of each task", True)
+    gpus_per_node: int = _declare(0, lambda v: v >= 0, "give an integer >= 0",
+                                  "GPUs of each node (of each task when it has one task per node)", True)
+    nodes: int = _declare(1, *_POSITIVE, "nodes of each task of the array (several: one jax.distributed run)", True)
+    tasks_per_node: int = _declare(1, *_POSITIVE, "processes per node, started by srun (with GPUs: one per GPU)",
+                                   True)
+    gpu_memory_gb: float | None = _declare(None, lambda v: v > 0 and math.isfinite(v), "give a memory size in GB > 0",
+                                           "memory of each GPU in GB, for the memory planner (default 16)", True)
     cpus_per_task: int = _declare(1, *_POSITIVE, "CPUs of each task", True)
     mem_gb: float | None = _declare(None, lambda v: v > 0 and math.isfinite(v), "give a memory size in GB > 0",
-                                    "memory of each task in GB", True)
+                                    "memory of each node in GB (shared by its tasks)", True)
     timeout_min: int = _declare(60, *_POSITIVE, "time limit of each task in minutes", True)
     array_parallelism: int = _declare(32, *_POSITIVE, "tasks of an array running at once", True)
     points_per_job: int = _declare(1, *_POSITIVE, "points packed into one task", True)
@@ -71,6 +78,30 @@ class Resources:
                                           "give seconds >= 1 (keep it well below timeout_min * 60)",
                                           "seconds between the warning signal and the time limit")
     max_requeues: int = _declare(3, lambda v: v >= 0, "give an integer >= 0", "requeues after a timeout or preemption")
+
+    def __post_init__(self) -> None:
+        """Checks across fields (each field's own check runs where the sweep file is read)."""
+        if self.gpus_per_node and self.processes > 1 and self.tasks_per_node != self.gpus_per_node:
+            raise UserError("resources.tasks_per_node",
+                            f"{self.tasks_per_node} processes per node for {self.gpus_per_node} GPUs per node "
+                            f"({self.nodes} node{'s' if self.nodes > 1 else ''})",
+                            f"give tasks_per_node = {self.gpus_per_node}: one process per GPU when a point spans "
+                            "several processes")
+
+    @property
+    def processes(self) -> int:
+        """Processes of one task of the array (one ``jax.distributed`` run when more than one)."""
+        return self.nodes * self.tasks_per_node
+
+    @property
+    def cpus_per_job(self) -> int:
+        """CPUs one task of the array holds (every process's)."""
+        return self.cpus_per_task * self.processes
+
+    @property
+    def gpus_per_job(self) -> int:
+        """GPUs one task of the array holds (every node's)."""
+        return self.gpus_per_node * self.nodes
 
     def to_json(self) -> dict:
         out = asdict(self)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 from slurm import backends
 from slurm.backends import ACTIVE, RUNNING_STATES
-from slurm.jobs import Submission
+from slurm.jobs import JobUse, Submission
 
-__all__ = ["ACTIVE", "RUNNING_STATES", "SchedulerView", "cancel", "scheduler_view"]
+__all__ = ["ACTIVE", "RUNNING_STATES", "SchedulerView", "accounting", "cancel", "scheduler_view"]
 
 
 @dataclass
@@ -48,6 +48,19 @@ def scheduler_view(submissions: Sequence[Submission], finished: bool = True) -> 
         view.states.update(states)
         view.notes += notes
     return view
+
+
+def accounting(submissions: Sequence[Submission]) -> tuple[dict[str, JobUse], list[str]]:
+    """What each backend's accounting says the sweep's jobs held and used ({job id: use}, notes on what could
+    not be asked)."""
+    uses: dict[str, JobUse] = {}
+    notes = []
+    for name, subs in _by_backend(submissions).items():
+        found, why = backends.get(name).accounting(subs)
+        uses.update(found)
+        if why:
+            notes.append(why)
+    return uses, notes
 
 
 def cancel(submissions: Sequence[Submission], only: set[str] | None = None) -> tuple[list[str], list[str]]:

@@ -27,6 +27,8 @@ def submit(arrays: list[tuple[Resources, list[Pack]]], backend: Backend, jobs_di
     jobs) per array; an ``in_process`` backend has run everything when this returns. Raises
     :class:`SubmitError` if the scheduler refuses (earlier arrays stay recorded).
     """
+    for resources, _ in arrays:
+        backend.check(resources)
     jobs_dir = Path(jobs_dir)
     jobs_dir.mkdir(parents=True, exist_ok=True)
     arrays = [(res, packs) for res, packs in arrays if packs]

@@ -103,9 +103,11 @@ class PlanSummary:
 
 def summarise(points: Iterable[PointTask], resources_of: ResourcesOf, stored: dict[str, str],
               varying: Collection[str], free: Collection[str] = (), rows: int = 10,
-              done: Collection[str] = ("complete", "failed")) -> PlanSummary:
+              done: Collection[str] = ("complete", "failed"),
+              on_todo: Callable[[PointTask], None] | None = None) -> PlanSummary:
     """Stream ``points`` once: counts by ``stored`` state, the jobs that :func:`pack` would make of the
-    points not ``done`` (packed by the ``varying`` parameters that may set shapes), the swept parameters."""
+    points not ``done`` (packed by the ``varying`` parameters that may set shapes), the swept parameters;
+    ``on_todo`` sees every point not ``done`` (the memory plan)."""
     out = PlanSummary()
     shape_keys = [k for k in varying if k != "seed" and k not in free]
     groups: dict[tuple, dict[tuple, int]] = {}
@@ -130,6 +132,8 @@ def summarise(points: Iterable[PointTask], resources_of: ResourcesOf, stored: di
                 if state in done:
                     continue
         out.todo += 1
+        if on_todo is not None:
+            on_todo(point)
         own = resources_of(params)
         array = keys.get(id(own))
         if array is None:

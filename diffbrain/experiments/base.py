@@ -25,6 +25,8 @@ class Experiment:
     ``must_be_finite`` names result variables that a successful point has finite (all elements); the
     runner records a point whose result breaks this as failed. ``check(params)`` checks a whole point
     across parameters (after each parameter's own ``Param.check``): see :meth:`check_point`.
+    ``memory(params)``: the point's shape for the memory planner (:mod:`diffbrain.experiments.planning`),
+    without JAX; None (or no hook): the point is not planned.
     """
 
     name: str
@@ -34,6 +36,7 @@ class Experiment:
     fresh_process: bool = False
     must_be_finite: tuple[str, ...] = ("loss",)
     check: Callable[[Mapping[str, Any]], None] | None = None
+    memory: Callable[[Mapping[str, Any]], dict | None] | None = None
     _by_name: dict = field(init=False, repr=False, compare=False)
     _checked: tuple = field(init=False, repr=False, compare=False)  # params with a path or check
 

@@ -12,7 +12,14 @@ every point a fresh process (``fresh_process``) so memory figures do not leak be
 from __future__ import annotations
 
 from diffbrain.experiments.base import Experiment, Param, RunContext
-from diffbrain.network.config import CONN_METHODS, METHODS, NETWORK_PARAMS, SPARSE_IMPLS, TRAINING_PARAMS
+from diffbrain.network.config import (
+    CONN_METHODS,
+    METHODS,
+    NETWORK_PARAMS,
+    SPARSE_IMPLS,
+    TRAINING_PARAMS,
+    probe_task,  # noqa: F401 (re-exported: the probe's task)
+)
 
 _SHARED = {p.name: p for p in NETWORK_PARAMS + TRAINING_PARAMS}
 
@@ -33,14 +40,14 @@ PARAMS = (
                                      "tau_a", "tau_syn", "tau_out", "dt"))
 
 
-def probe_task(n_steps: int, dt: float) -> dict:
-    """Task timings (ms) that fill ``n_steps`` steps with the paper's proportions."""
-    recall = max(1, round(n_steps * 150 / 2200))
-    period = max(2, round(n_steps * 1050 / 2200 / 7))
-    interval = period // 3
-    delay = n_steps - 7 * period - recall
-    return {"t_interval": interval * dt, "t_cue": (period - interval) * dt, "t_delay": delay * dt,
-            "t_recall": recall * dt, "num_cue": 7}
+def memory_shape(params) -> dict | None:
+    """The point's shape for the memory planner (its training step; the task has the default 100 inputs)."""
+    from diffbrain.network.config import TaskConfig
+    from diffbrain.network.planner import request_of, shape_of
+
+    shape = shape_of(params, params["method"], params["batch_size"], params["n_steps"], TaskConfig().n_in,
+                     params["remat"])
+    return None if shape is None else {**shape, **request_of(params)}
 
 
 def run(params: dict, ctx: RunContext):
@@ -61,13 +68,20 @@ def run(params: dict, ctx: RunContext):
                             lr=params["lr"], batch_size=params["batch_size"],
                             iterations=params["warmup"] + params["steps"])
     from diffbrain.network.memory import ensure_fits, network_estimate
-    from diffbrain.network.parallel import choose_layout, device_peak_bytes, device_record
+    from diffbrain.network.parallel import choose_layout, device_peak_bytes, device_record, neurons_device_estimate
+    from diffbrain.network.planner import planned_bytes
 
     layout = choose_layout(params["parallel"], params["devices"], list(ctx.devices) or jax.devices(),
-                           params["batch_size"])
+                           params["batch_size"], params["n_rec"], params["method"])
     estimate = network_estimate(net_cfg, task_cfg.n_in, 2, params["method"], params["batch_size"], params["n_steps"])
     share = network_estimate(net_cfg, task_cfg.n_in, 2, params["method"], layout.local_batch(params["batch_size"]),
                              params["n_steps"])
+    if layout.kind == "neurons":
+        from diffbrain.network.connectivity import expected_synapses
+
+        share = neurons_device_estimate(params["n_rec"], task_cfg.n_in, 2, layout.n_devices, params["method"],
+                                        params["batch_size"], params["n_steps"], net_cfg.conn_method != "dense",
+                                        n_synapses=expected_synapses(net_cfg))
     ensure_fits(estimate, field="n_rec", what=f"the network of n_rec={params['n_rec']}",
                 device_share=share.total / estimate.total)
     trainer = Trainer(net_cfg, task_cfg, train_cfg, seed=params["seed"], layout=layout)
@@ -95,6 +109,8 @@ def run(params: dict, ctx: RunContext):
             "estimated_device_bytes": scalar(share.total, "bytes", np.int64),
             "structure_bytes": scalar(trainer.model.structure_bytes(), "bytes", np.int64),
             "device_peak_bytes": scalar(device_peak_bytes(layout.devices), "bytes"),
+            "planned_device_bytes": scalar(planned_bytes(memory_shape(params), layout.kind, layout.n_devices),
+                                           "bytes"),
             "loss": scalar(loss, "1"),
             "accuracy": scalar(acc, "1"),
             "n_steps": scalar(params["n_steps"], "1", np.int64),
@@ -113,4 +129,5 @@ EXPERIMENT = Experiment(
     help="Seconds per training step, compile time and memory of one network configuration (fresh process).",
     fresh_process=True,
     must_be_finite=("loss", "step_seconds_median"),
+    memory=memory_shape,
 )

@@ -23,6 +23,13 @@ def check_connectome(params) -> None:
     check_wiring(dict(params))
 
 
+def memory_shape(params) -> dict | None:
+    """The point's shape for the memory planner (training points; not a connectome's or a simulation's)."""
+    from diffbrain.network.planner import training_shape
+
+    return training_shape(params)
+
+
 def run(params: dict, ctx: RunContext):
     from diffbrain.network.run import run_network
 
@@ -145,4 +152,5 @@ EXPERIMENT = Experiment(
     help="Train a conductance-based E/I spiking network on evidence accumulation (bptt, diag or expsm_diag).",
     must_be_finite=("loss", "test_loss"),
     check=check_connectome,
+    memory=memory_shape,
 )

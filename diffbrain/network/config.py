@@ -82,6 +82,16 @@ TASK_PARAMS: tuple[Param, ...] = (
     Param("noise_rate", float, 10.0, "background firing rate of the noise group, Hz", low=0.0),
 )
 
+def probe_task(n_steps: int, dt: float) -> dict:
+    """Task timings (ms) that fill ``n_steps`` steps with the paper's proportions."""
+    recall = max(1, round(n_steps * 150 / 2200))
+    period = max(2, round(n_steps * 1050 / 2200 / 7))
+    interval = period // 3
+    delay = n_steps - 7 * period - recall
+    return {"t_interval": interval * dt, "t_cue": (period - interval) * dt, "t_delay": delay * dt,
+            "t_recall": recall * dt, "num_cue": 7}
+
+
 # Per-method optimiser defaults (issue 11): each method learns from ``--method M`` alone. A parameter named
 # here defaults to None ("the method's default"); the value a run used is resolved by ``resolve_training``
 # and recorded with the run. A value the user gives always wins. BPTT and D-RTRL keep the paper's Adam 1e-3
@@ -132,7 +142,8 @@ TRAINING_PARAMS: tuple[Param, ...] = (
     Param("iterations", int, 100, "training iterations (one batch of fresh trials each)", low=0),
     Param("batch_size", int, 32, "trials per iteration", low=1),
     Param("parallel", str, "auto", "devices for one training step: none (one device), data (the batch split across "
-          "`devices`; it must divide batch_size) or auto (data on the most devices, up to `devices`, that divide "
+          "`devices`; it must divide batch_size), neurons (the recurrent neurons split across `devices`; it must "
+          "divide n_rec; bptt or expsm_diag) or auto (data on the most devices, up to `devices`, that divide "
           "the batch)", choices=PARALLEL),
     Param("devices", int, 0, "devices a training step may use (0: every device this process sees)", low=0),
     Param("grad_check_every", int, 0,

@@ -1,9 +1,11 @@
 """Several devices for one training step: the data-parallel layout (the batch of trials split across devices).
 
-A :class:`Layout` says how a step uses the devices this process sees: ``none`` (one device) or ``data`` (the
+A :class:`Layout` says how a step uses the devices this process sees: ``none`` (one device), ``data`` (the
 trials of each batch split evenly across ``n`` devices; every device holds the whole network, advances its
 own trials and computes their gradient; the gradients, the per-step losses and the recall outputs are
-combined across devices before the optimiser step, which every device then applies identically).
+combined across devices before the optimiser step, which every device then applies identically) or
+``neurons`` (the recurrent neurons split evenly across ``n`` devices, each holding its neurons' states and
+incoming synapses: :mod:`diffbrain.network.neuron_parallel`).
 :func:`choose_layout` resolves the ``parallel`` and ``devices`` parameters; :func:`data_parallel` wraps a
 per-shard gradient function in brainstate's ``shard_map``.
 
@@ -20,15 +22,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from diffbrain.network.memory import MemoryEstimate
 from diffbrain.params import ParamError
 
-PARALLEL = ("auto", "none", "data")
+PARALLEL = ("auto", "none", "data", "neurons")
 AXIS = "data"  # the mesh axis the batch is split along
 
 
 @dataclass(frozen=True)
 class Layout:
-    """How one training step uses devices: ``kind`` none or data, on ``devices`` (JAX devices or names)."""
+    """How one training step uses devices: ``kind`` none, data or neurons, on ``devices`` (JAX devices or names)."""
 
     kind: str
     devices: tuple
@@ -39,18 +42,21 @@ class Layout:
 
     def local_batch(self, batch: int) -> int:
         """Trials per device."""
-        return batch // self.n_devices
+        return batch // self.n_devices if self.kind == "data" else batch
 
     def describe(self) -> str:
         return "none" if self.kind == "none" else f"{self.kind} x{self.n_devices}"
 
 
-def choose_layout(parallel: str, devices: int, available: Sequence, batch: int) -> Layout:
-    """The layout for ``parallel`` (auto, none, data) on at most ``devices`` of ``available`` (0: all).
+def choose_layout(parallel: str, devices: int, available: Sequence, batch: int, n_rec: int | None = None,
+                  method: str | None = None) -> Layout:
+    """The layout for ``parallel`` (auto, none, data, neurons) on at most ``devices`` of ``available`` (0: all).
 
-    ``data`` splits the batch across exactly that many devices (it must divide ``batch_size``); ``auto`` uses
-    the most devices, up to that many, whose count divides the batch (a user who asks the scheduler for 4
-    GPUs gets all 4 used), and one device when only one divides it. Raises :class:`ParamError`.
+    ``data`` splits the batch across exactly that many devices (it must divide ``batch_size``); ``neurons``
+    splits the ``n_rec`` recurrent neurons across them (they must divide evenly: padding would add neurons to
+    the readout's standardisation; ``method`` bptt or expsm_diag); ``auto`` uses the most devices, up to that
+    many, whose count divides the batch (a user who asks the scheduler for 4 GPUs gets all 4 used), and one
+    device when only one divides it. Raises :class:`ParamError`.
     """
     if parallel not in PARALLEL:
         raise ParamError("parallel", f"{parallel!r} is not a layout", f"use one of: {', '.join(PARALLEL)}")
@@ -61,6 +67,14 @@ def choose_layout(parallel: str, devices: int, available: Sequence, batch: int) 
     want = devices or seen
     if parallel == "none" or want == 1:
         return Layout("none", tuple(available[:1]))
+    if parallel == "neurons":
+        if method not in (None, "bptt", "expsm_diag"):
+            raise ParamError("method", f"the neuron layout trains by bptt or expsm_diag, not {method}",
+                             "use method bptt or expsm_diag, or parallel data or none")
+        if n_rec is None or n_rec % want:
+            raise ParamError("n_rec", f"{n_rec} neurons do not split evenly across {want} devices",
+                             f"give an n_rec that is a multiple of {want}, or set devices")
+        return Layout("neurons", tuple(available[:want]))
     if parallel == "data":
         if batch % want:
             raise ParamError("batch_size", f"{batch} trials do not split evenly across {want} devices",
@@ -70,13 +84,44 @@ def choose_layout(parallel: str, devices: int, available: Sequence, batch: int) 
     return Layout("data" if n > 1 else "none", tuple(available[:n]))
 
 
-def mesh_of(layout: Layout):
-    """The one-axis device mesh of a data-parallel layout (axis types given explicitly: ``jax.make_mesh``
-    and ``jax.sharding.Mesh`` default to different ones in JAX 0.12)."""
+def neurons_device_estimate(n_rec: int, n_in: int, n_out: int, n_devices: int, method: str, batch: int,
+                            n_steps: int = 0, sparse: bool = True, states_per_neuron: int = 5,
+                            n_synapses: float | None = None) -> MemoryEstimate:
+    """Bytes one device holds for a training step under the neuron layout (float32), the counterpart of
+    :func:`diffbrain.network.memory.estimate` for a device's share: the column blocks of the projections
+    (``n_rec (n_rec + n_in) / D``) and, for sparse wiring, their 0/1 pattern, or under BPTT with sparse wiring
+    (``n_synapses`` given) the device's CSR block (``n_synapses / D`` weights, indices and mask, and the row
+    pointers); the readout (replicated); its neurons' states and the all-gathered spikes and standardised
+    potentials (``2 B n_rec``, not divided); gradients and Adam's moments of its blocks; BPTT's per-step states
+    of its neurons plus the gathered vectors every step keeps for the backward pass; ES-D-RTRL's presynaptic
+    traces (whole, ``B (n_rec + n_in)`` per device) and postsynaptic traces of its neurons. No JAX (planning
+    uses it)."""
+    f32 = 4
+    local, b, s = n_rec // n_devices, max(1, batch), states_per_neuron
+    params = (n_rec + n_in) * local * f32 + n_rec * n_out * f32
+    structure = n_rec * local * f32 if sparse else 0
+    if sparse and method == "bptt" and n_synapses is not None:  # CSR blocks
+        nnz = int(n_synapses) // n_devices
+        params = (nnz + n_in * local + n_rec * n_out) * f32
+        structure = nnz * (f32 + f32) + 2 * (n_rec + 1) * f32
+    gathered = 2 * b * n_rec * f32
+    states = 2 * b * local * s * f32 + gathered
+    training = 3 * params
+    if method == "bptt":
+        training += max(1, n_steps) * (b * local * (s + 3) * f32 + gathered)
+    elif method == "expsm_diag":
+        training += b * (n_rec + n_in) * f32 + 3 * b * local * s * f32
+    return MemoryEstimate(structure, 2 * params, states, training)
+
+
+def mesh_of(layout: Layout, axis: str = AXIS, explicit: bool = True):
+    """The one-axis device mesh of a layout, its axis named ``axis`` (axis types given explicitly:
+    ``jax.make_mesh`` and ``jax.sharding.Mesh`` default to different ones in JAX 0.12)."""
     import jax
     import numpy as np
 
-    return jax.sharding.Mesh(np.asarray(layout.devices), (AXIS,), axis_types=(jax.sharding.AxisType.Explicit,))
+    kind = jax.sharding.AxisType.Explicit if explicit else jax.sharding.AxisType.Auto
+    return jax.sharding.Mesh(np.asarray(layout.devices), (axis,), axis_types=(kind,))
 
 
 def data_parallel(local: Callable, layout: Layout, n_args: int) -> Callable:
@@ -106,10 +151,15 @@ def device_record(layout: Layout) -> dict:
 
 
 def device_peak_bytes(devices: Sequence) -> float:
-    """The largest peak bytes in use among ``devices``, where they report memory statistics; NaN otherwise
-    (the CPU reports none)."""
+    """The largest peak bytes in use among ``devices`` of this process, where they report memory statistics; NaN
+    otherwise (the CPU reports none)."""
+    import jax
+
     peaks = []
+    here = jax.process_index()
     for d in devices:
+        if getattr(d, "process_index", here) != here:  # another process's device (jax.distributed): not ours to ask
+            continue
         stats = d.memory_stats() if hasattr(d, "memory_stats") else None
         if stats and "peak_bytes_in_use" in stats:
             peaks.append(float(stats["peak_bytes_in_use"]))

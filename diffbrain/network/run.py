@@ -27,10 +27,19 @@ from diffbrain.network.config import (
     fingerprint,
     resolve_training,
 )
+from diffbrain.network.connectivity import expected_synapses
 from diffbrain.network.memory import MemoryEstimate, ensure_fits, network_estimate
-from diffbrain.network.parallel import Layout, choose_layout, device_peak_bytes, device_record
+from diffbrain.network.parallel import (
+    Layout,
+    choose_layout,
+    device_peak_bytes,
+    device_record,
+    neurons_device_estimate,
+)
+from diffbrain.network.planner import planned_bytes, training_shape
 from diffbrain.network.recording import Simulator, WeightRecorder
 from diffbrain.network.training import TEST_STREAM, CompileStats, Trainer, data_key
+from diffbrain.params import ParamError
 
 # parameters that do not change the training trajectory (excluded from the resume fingerprint)
 # (nor the devices: a data-parallel step equals one device's up to float rounding, so a requeued point may
@@ -127,6 +136,10 @@ def check_fits(params: dict, layout: Layout | None = None) -> tuple[MemoryEstima
     if layout is not None and layout.kind == "data" and training:  # the final test runs on one device
         local = layout.local_batch(params["batch_size"])
         share = network_estimate(net_cfg, task_cfg.n_in, 2, method, max(local, params["test_batch"]), n_steps)
+    if layout is not None and layout.kind == "neurons" and training:  # the step's share on one device
+        share = neurons_device_estimate(net_cfg.n_rec, task_cfg.n_in, 2, layout.n_devices, method,
+                                        params["batch_size"], n_steps, sparse=net_cfg.conn_method != "dense",
+                                        n_synapses=expected_synapses(net_cfg))
     ensure_fits(estimate, field="n_rec", what=f"the network of n_rec={net_cfg.n_rec} ({net_cfg.conn_method})",
                 device_share=share.total / estimate.total)
     return estimate, share
@@ -136,7 +149,10 @@ def layout_of(params: dict, ctx: RunContext) -> Layout:
     """The layout of a run's training step from ``parallel`` and ``devices`` (ParamError when they cannot be met)."""
     available = list(ctx.devices) or jax.devices()
     batch = params["batch_size"] if params["mode"] == "train" else 1
-    return choose_layout(params["parallel"], params["devices"], available, batch)
+    if params["parallel"] == "neurons" and params["conn_method"] == "connectome":
+        raise ParamError("parallel", "the neuron layout splits generated networks, not a connectome's wiring",
+                         "use parallel data or none for conn_method connectome")
+    return choose_layout(params["parallel"], params["devices"], available, batch, params["n_rec"], params["method"])
 
 
 def run_network(params: dict, ctx: RunContext) -> RunRecord:
@@ -186,8 +202,9 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
             history[name].append(value)
         done = it + 1
         if done % params["snapshot_every"] == 0:
-            recorder.snapshot(done, trainer.model)
-        if path is not None and (done % params["checkpoint_every"] == 0 or done == iterations):
+            recorder.snapshot(done, trainer.synced_model())
+        if path is not None and ctx.writes_checkpoints and (done % params["checkpoint_every"] == 0
+                                                             or done == iterations):
             _save(path, trainer, recorder, params, fps, done, history, checks)
         ctx.report(done / max(iterations, 1), f"iteration {done}/{iterations}: loss {loss:.4f}, accuracy {acc:.3f}")
         if not math.isfinite(loss):
@@ -195,7 +212,7 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
                 history[name].extend([math.nan] * (iterations - done))
             break
     if training:
-        recorder.snapshot(iterations, trainer.model)
+        recorder.snapshot(iterations, trainer.synced_model())
 
     if trainer.layout is not None:  # the final test runs on one device: the weights leave the mesh (else every
         model.set_weights(trainer.weights())  # device of it would repeat the whole test)
@@ -219,6 +236,8 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
         defaults_used=tuple(k for k in PER_METHOD if params.get(k) is None),
         grad_checks={k: np.asarray(v, dtype=np.float32) for k, v in checks.items()}, resumed_from=start,
         memory={"estimated_bytes": estimate.total, "estimated_device_bytes": share.total,
+                # the memory planner's bytes per device for this layout (sweep plan's; NaN if never planned)
+                "planned_device_bytes": planned_bytes(training_shape(params), layout.kind, layout.n_devices),
                 "device_peak_bytes": device_peak_bytes(layout.devices),
                 "structure_bytes": trainer.model.structure_bytes(),
                 "state_bytes": 5 * 4 * net_cfg.n_rec * max(train_cfg.batch_size, params["test_batch"])},

@@ -113,21 +113,32 @@ class Trainer:
     """The model, its optimiser state and the compiled training step of one configuration.
 
     ``layout`` (:mod:`diffbrain.network.parallel`): ``data`` splits each batch's trials across its devices
-    inside the step (same batches, same loss and gradients as one device up to float rounding); None or
-    ``none``: one device.
+    inside the step (same batches, same loss and gradients as one device up to float rounding); ``neurons``
+    splits the neurons (:mod:`diffbrain.network.neuron_parallel`: the step trains ``shards``, whose weights
+    are blocks on the devices; ``model`` keeps the one-device network, brought up to date by
+    :meth:`synced_model`); None or ``none``: one device.
     """
 
     def __init__(self, net_cfg: NetworkConfig, task_cfg: TaskConfig, train_cfg: TrainConfig, seed: int = 0,
                  layout: Layout | None = None):
         self.net_cfg, self.task_cfg, self.train_cfg, self.seed = net_cfg, task_cfg, train_cfg, seed
-        self.layout = layout if layout is not None and layout.kind == "data" else None
+        self.layout = layout if layout is not None and layout.kind in ("data", "neurons") else None
         self.task = EvidenceTask(task_cfg, net_cfg.dt)
         self.model = EINetwork(net_cfg, self.task.n_in, self.task.n_out, seed=seed,
                                online=train_cfg.method != "bptt", method=train_cfg.method)
+        self.shards = None  # the neuron layout's network (blocks on the devices), else None
+        self._sharded = None
+        if self.layout is not None and self.layout.kind == "neurons":
+            from diffbrain.network.neuron_parallel import NeuronShardNetwork, neuron_gradients
+
+            self.shards = NeuronShardNetwork(self.model, self.layout, train_cfg.method)
+            self._sharded = neuron_gradients(self.shards, self._local_gradients, 3)
+        elif self.layout is not None:
+            self._sharded = data_parallel(self._local_gradients, self.layout, 3)
+        self.trained = self.shards or self.model  # the network the step updates
         self.optimizer = make_optimizer(train_cfg)
-        self.opt_state = brainstate.State(self.optimizer.init(self.model.weight_values()))
+        self.opt_state = brainstate.State(self.optimizer.init(self.trained.weight_values()))
         self.train_key = data_key(seed, TRAIN_STREAM)
-        self._sharded = data_parallel(self._local_gradients, self.layout, 3) if self.layout else None
         self._step = CompiledProgram(self._train_step)
         self._check = CompiledProgram(self._check_gradients)
         self._replicate()
@@ -136,7 +147,7 @@ class Trainer:
         """Data layout: the weights and the optimiser state live replicated on the layout's devices from the
         start, so every compiled program (the step, the gradient check) is compiled for, and called with, one
         placement (an executable compiled for one device refuses arrays on the mesh)."""
-        if self.layout is None:
+        if self.layout is None or self.shards is not None:
             return
         from jax.sharding import NamedSharding, PartitionSpec
 
@@ -159,7 +170,7 @@ class Trainer:
         cfg = self.train_cfg
         trials = Trials(*trials)
         inputs = Inputs(lambda t: self.task.inputs_at(trials, t), self.task.n_steps)
-        return gradients(self.model, cfg.method, inputs, trials.labels, self.task.recall_start, cfg.etrace_decay,
+        return gradients(self.trained, cfg.method, inputs, trials.labels, self.task.recall_start, cfg.etrace_decay,
                          cfg.remat)
 
     def _train_step(self, iteration):
@@ -167,11 +178,11 @@ class Trainer:
         trials = self._trials(iteration)  # drawn whole, so every layout trains on the same trials
         labels = trials.labels
         grads, losses, recall = (self._sharded or self._local_gradients)(*trials)
-        weights = self.model.weight_values()
+        weights = self.trained.weight_values()
         grads = regularized(grads, weights, cfg.l1, cfg.l2)
         grad_norm = optax.global_norm(grads)
         updates, self.opt_state.value = self.optimizer.update(grads, self.opt_state.value, weights)
-        self.model.set_weights(optax.apply_updates(weights, updates))
+        self.trained.set_weights(optax.apply_updates(weights, updates))
         return jnp.mean(losses), accuracy(recall, labels), grad_norm
 
     def step(self, iteration: int) -> tuple[float, float, float]:
@@ -182,6 +193,14 @@ class Trainer:
     def compile(self) -> CompileStats:
         """Compile the step now (once); returns the compile time and XLA's memory analysis of it."""
         return self._step.compile(jnp.asarray(0, dtype=jnp.int32))
+
+    def batch_gradients(self, iteration: int) -> tuple[dict[str, np.ndarray], float]:
+        """The method's gradients and mean loss on batch ``iteration`` at the current weights, computed as the
+        step computes them (under the trainer's layout); nothing is updated."""
+        fn = self._sharded or self._local_gradients
+        grads, losses, _ = brainstate.transform.jit(lambda it: fn(*self._trials(it)))(
+            jnp.asarray(iteration, dtype=jnp.int32))
+        return {k: np.asarray(v) for k, v in grads.items()}, float(jnp.mean(losses))
 
     # -- gradient check against BPTT -----------------------------------------------------------------
 
@@ -195,6 +214,7 @@ class Trainer:
     def gradient_check(self, iteration: int) -> dict[str, dict[str, float]]:
         """Per projection (``ff``, ``exc``, ``inh``, ``readout``): cosine and norm ratio of this method's
         gradient against BPTT's, on batch ``iteration`` at the current weights (nothing is updated)."""
+        self.synced_model()
         reference, estimate = self._check(jnp.asarray(iteration, dtype=jnp.int32))
         split = self.model.split_named
         return compare(split(reference), split(estimate))
@@ -202,20 +222,47 @@ class Trainer:
     # -- state for checkpoints --------------------------------------------------------------------
 
     def weights(self) -> dict[str, np.ndarray]:
+        """The trained weights in the one-device model's format (host copies)."""
+        if self.shards is not None:
+            return self.shards.to_base(self.shards.weight_values(), self.model)
         return {k: np.asarray(v) for k, v in self.model.weight_values().items()}
 
     def set_weights(self, values: dict) -> None:
         self.model.set_weights(values)
+        if self.shards is not None:
+            self.shards.set_weights(self.shards.from_base(values, self.model))
         self._replicate()
 
+    def synced_model(self) -> EINetwork:
+        """The one-device network with the trained weights (the neuron layout trains blocks on the devices)."""
+        if self.shards is not None:
+            self.model.set_weights(self.weights())
+        return self.model
+
+    def _per_weight(self, tree, convert):
+        """``tree`` (the optimiser state) with ``convert`` applied to every per-weight dict in it."""
+        names = set(self.model.weight_states())
+        is_weights = lambda x: isinstance(x, dict) and set(x) == names  # noqa: E731
+        return jax.tree.map(lambda x: convert(x) if is_weights(x) else x, tree, is_leaf=is_weights)
+
     def optimizer_leaves(self) -> list[np.ndarray]:
-        return [np.asarray(leaf) for leaf in jax.tree.leaves(self.opt_state.value)]
+        """The optimiser state's leaves, per-weight ones in the one-device model's format."""
+        state = self.opt_state.value
+        if self.shards is not None:
+            state = self._per_weight(state, lambda d: self.shards.to_base(d, self.model))
+        return [np.asarray(leaf) for leaf in jax.tree.leaves(state)]
 
     def set_optimizer_leaves(self, leaves: list) -> None:
-        treedef = jax.tree.structure(self.opt_state.value)
-        current = jax.tree.leaves(self.opt_state.value)
+        state = self.opt_state.value
+        if self.shards is not None:
+            state = self._per_weight(state, lambda d: self.shards.to_base(d, self.model))
+        treedef = jax.tree.structure(state)
+        current = jax.tree.leaves(state)
         if len(leaves) != len(current) or any(np.shape(a) != np.shape(b) for a, b in zip(leaves, current, strict=True)):
             raise ValueError("optimizer state does not match this configuration")
-        self.opt_state.value = jax.tree.unflatten(
-            treedef, [jnp.asarray(a, dtype=b.dtype) for a, b in zip(leaves, current, strict=True)])
+        state = jax.tree.unflatten(treedef, [jnp.asarray(a, dtype=b.dtype)
+                                             for a, b in zip(leaves, current, strict=True)])
+        if self.shards is not None:
+            state = self._per_weight(state, lambda d: self.shards.from_base(d, self.model))
+        self.opt_state.value = state
         self._replicate()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from diffbrain.errors import UserError
 from hpc.provenance import host, now_iso
 from hpc.tasks import Pack
-from slurm.jobs import JobRecord, Submission
+from slurm.jobs import JobRecord, JobUse, Submission
 
 if TYPE_CHECKING:  # slurm.resources imports this package for the executor names
     from slurm.resources import Resources
@@ -85,12 +85,27 @@ class Backend(abc.ABC):
         """Cancel the active jobs of ``submissions`` (or only those in ``only``); (cancelled ids, problems)."""
 
     # ------------------------------------------------------------------------------------ with defaults
+    def check(self, resources: Resources) -> None:
+        """Raise a :class:`UserError` when this backend cannot give a task ``resources`` (``sweep plan`` and
+        ``submit`` ask before anything is sent). Only a scheduler that launches tasks with ``srun`` runs a task
+        as several processes."""
+        if resources.processes > 1:
+            field = "resources.nodes" if resources.nodes > 1 else "resources.tasks_per_node"
+            raise UserError(field, f"the {self.name} executor runs each task as one process, not "
+                            f"{resources.processes} ({resources.nodes} node(s) x {resources.tasks_per_node} tasks)",
+                            "use executor = slurm (srun starts the processes), or nodes = 1 and tasks_per_node = 1")
+
     def arrays(self, arrays: list[tuple[Resources, list[Pack]]]) -> list[tuple[Resources, list[Pack]]]:
         """How the plan's arrays (one per resource set) are submitted: as they are, unless a backend merges them."""
         return arrays
 
     def finish(self, jobs: list) -> None:  # noqa: B027 (a hook: most backends have nothing to do)
         """Called once every array is recorded (the debug backend runs its packs here)."""
+
+    def accounting(self, submissions: Sequence[Submission]) -> tuple[dict[str, JobUse], str]:
+        """({job id: what the scheduler's accounting says it held and used}, why there is none) for the jobs
+        of ``submissions`` (``sweep status --usage`` refines the store's records with it)."""
+        return {}, f"the {self.name} executor keeps no scheduler accounting"
 
     def describe(self, resources: Resources) -> str:
         """What ``sweep plan`` says about an array's resources."""

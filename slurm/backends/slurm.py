@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hpc.tasks import Pack
 from slurm.backends.base import ACTIVE, Backend, SubmitError, selected
-from slurm.jobs import Submission
+from slurm.jobs import JobUse, Submission
 from slurm.resources import Resources
 
 TIMEOUT_S = 15  # seconds any SLURM command may take
@@ -73,6 +73,10 @@ def slurm_parameters(resources: Resources, name: str) -> dict:
             params[key] = getattr(resources, key)
     if resources.gpus_per_node:
         params["gpus_per_node"] = resources.gpus_per_node
+    if resources.nodes > 1:
+        params["nodes"] = resources.nodes
+    if resources.tasks_per_node > 1:  # submitit's sbatch script starts them with srun, one python each
+        params["ntasks_per_node"] = resources.tasks_per_node
     if resources.mem_gb:
         mem = resources.mem_gb
         params["mem"] = f"{int(mem)}GB" if float(mem).is_integer() else f"{int(mem * 1024)}MB"
@@ -121,6 +125,73 @@ def _sacct(ids: list[str]) -> tuple[dict[str, str] | None, str]:
     return {job_id: (stats.get("State") or "UNKNOWN").split()[0] for job_id, stats in info.items()}, ""
 
 
+USAGE_FIELDS = "JobID,ElapsedRaw,TotalCPU,AllocCPUS,AllocTRES,MaxRSS,State"
+_SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def cpu_seconds(text: str) -> float | None:
+    """sacct's ``TotalCPU`` ([D-][HH:]MM:SS[.mmm]) in seconds; None when empty."""
+    text = text.strip()
+    if not text:
+        return None
+    days, _, clock = text.rpartition("-")
+    parts = [float(p) for p in clock.split(":")]
+    seconds = 0.0
+    for part in parts:
+        seconds = seconds * 60 + part
+    return seconds + (int(days) * 86400 if days else 0)
+
+
+def size_bytes(text: str) -> int | None:
+    """sacct's ``MaxRSS`` (``1234K``, ``1.5G``; bytes without a suffix) in bytes; None when empty."""
+    text = text.strip()
+    if not text:
+        return None
+    unit = text[-1].upper() if text[-1].isalpha() else ""
+    return int(float(text[:-1] if unit else text) * _SIZE_UNITS.get(unit, 1))
+
+
+def tres_gpus(tres: str) -> int:
+    """GPUs in an ``AllocTRES`` string (``gres/gpu=2``, or the sum of typed ``gres/gpu:a100=2`` entries)."""
+    plain, typed = None, 0
+    for item in tres.split(","):
+        key, _, value = item.partition("=")
+        if key == "gres/gpu":
+            plain = int(value)
+        elif key.startswith("gres/gpu:"):
+            typed += int(value)
+    return plain if plain is not None else typed
+
+
+def parse_usage(out: str) -> dict[str, JobUse]:
+    """``sacct -P -n -o USAGE_FIELDS`` (allocations and their steps) -> one :class:`JobUse` per job id: the
+    allocation's elapsed time, CPUs, GPUs and CPU time (its steps' sum when the allocation line has none),
+    and the largest step's MaxRSS."""
+    allocations: dict[str, list[str]] = {}
+    step_cpu: dict[str, float] = {}
+    step_rss: dict[str, int] = {}
+    for line in out.splitlines():
+        fields = line.split("|")
+        if len(fields) < 7 or "[" in fields[0]:  # a pending array's unexpanded tasks
+            continue
+        job_id, _, step = fields[0].partition(".")
+        if not step:
+            allocations[job_id] = fields
+            continue
+        cpu, rss = cpu_seconds(fields[2]), size_bytes(fields[5])
+        if cpu is not None:
+            step_cpu[job_id] = step_cpu.get(job_id, 0.0) + cpu
+        if rss is not None:
+            step_rss[job_id] = max(step_rss.get(job_id, 0), rss)
+    uses = {}
+    for job_id, (_, elapsed, total_cpu, cpus, tres, _rss, state) in ((k, v[:7]) for k, v in allocations.items()):
+        cpu = cpu_seconds(total_cpu)
+        uses[job_id] = JobUse(float(elapsed or 0), int(cpus or 0), tres_gpus(tres),
+                              cpu if cpu else step_cpu.get(job_id, cpu), step_rss.get(job_id) or None,
+                              state.split()[0] if state else "")
+    return uses
+
+
 class SlurmBackend(Backend):
     name = "slurm"
     label = "SLURM"
@@ -130,6 +201,10 @@ class SlurmBackend(Backend):
 
     def available(self) -> bool:
         return self.availability()[0]
+
+    def check(self, resources: Resources) -> None:
+        """Any number of nodes and tasks per node: submitit's batch script starts every task with ``srun``
+        (the cross-field rules are :class:`Resources`' own)."""
 
     def availability(self) -> tuple[bool, str]:
         """A laptop with the SLURM client installed but no cluster behind it runs sweeps locally."""
@@ -215,8 +290,20 @@ class SlurmBackend(Backend):
         out, why = run_command(["scancel", *ids])
         return ([], [why]) if out is None else (ids, [])
 
+    def accounting(self, submissions: Sequence[Submission]) -> tuple[dict[str, JobUse], str]:
+        ids = sorted({array_id for sub in submissions for array_id in sub.array_ids})
+        if not ids:
+            return {}, "no SLURM jobs recorded"
+        out, why = run_command(["sacct", "-P", "-n", "-o", USAGE_FIELDS, "-j", ",".join(ids)])
+        if out is None:
+            return {}, f"sacct did not answer ({why})"
+        return parse_usage(out), ""
+
     def describe(self, resources: Resources) -> str:
         parts = [f"partition {resources.partition}" if resources.partition else "default partition"]
+        if resources.processes > 1:
+            parts.append(f"{resources.nodes} node{'s' if resources.nodes > 1 else ''} x "
+                         f"{resources.tasks_per_node} task{'s' if resources.tasks_per_node > 1 else ''}")
         if resources.gpus_per_node:
             parts.append(f"{resources.gpus_per_node} GPU")
         parts.append(f"{resources.cpus_per_task} CPU")

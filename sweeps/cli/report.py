@@ -34,8 +34,21 @@ def report(store, out, scheduler, workers, partition, account, worker_memory, wo
     options = SchedulerOptions(workers=workers, queue=partition, account=account, memory=worker_memory,
                                cores=worker_cores, walltime=walltime)
     result = build_report(store, out, scheduler=scheduler, options=options,
-                          status=lambda message: click.echo(message, err=True), html=html)
+                          status=lambda message: click.echo(message, err=True), html=html,
+                          extra_sections=[_usage_section(store)])
     click.echo(f"wrote {len(result.figures)} figure(s) and {result.out / 'summary.md'}"
                + (f" and {result.out / 'report.html'}" if html else ""))
     for name, reason in result.skipped.items():
         click.echo(f"  skipped {name}: {reason}")
+
+
+def _usage_section(store: str) -> str:
+    """The report's usage section (``sweep status --usage`` from the store and its recorded submissions)."""
+    from analysis.errors import BadStore
+    from sweeps.usage import store_usage_lines
+
+    try:
+        lines = store_usage_lines(store)
+    except BadStore:
+        return ""  # build_report says what is wrong with the store
+    return "\n".join(["## Usage", "", "```text", *lines, "```", ""])

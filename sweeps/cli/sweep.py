@@ -129,6 +129,8 @@ def plan(sweep_file, variant, with_optional, sets, rows, script, max_points, yes
     """Show the points, the jobs they pack into and what the store already holds (writes nothing)."""
     from analysis.store import COMPLETE, CORRUPT, FAILED, MARKER
     from sweeps.control import store_view
+    from sweeps.memory import Collector, refuse
+    from sweeps.memory import lines as memory_lines
     from sweeps.plan import free_params, summarise
     from sweeps.points import check_size, iter_points, raise_all_excluded
     from sweeps.usage import estimate_line
@@ -137,11 +139,14 @@ def plan(sweep_file, variant, with_optional, sets, rows, script, max_points, yes
     check_size(sweep, max_points, yes)
     stored_scan = store_view(sweep, MARKER)  # the markers only (no submitit, no zarr)
     stored = stored_scan.states()
+    backend, why = _choose(sweep)
+    memory = Collector(sweep.experiment, sweep.resources_for, backend.name)
     summary = summarise(iter_points(sweep, with_optional), sweep.resources_for, stored, _varying(sweep),
-                        free_params(sweep), rows, done=(COMPLETE, FAILED, CORRUPT))
+                        free_params(sweep), rows, done=(COMPLETE, FAILED, CORRUPT),
+                        on_todo=memory.add if memory.active else None)
     if not summary.total:
         raise_all_excluded()
-    backend, why = _choose(sweep)
+    memory_plan = memory.finish()
     swept = summary.swept
     held = summary.held
     out = [f"sweep {sweep.name}: experiment {sweep.experiment.name}, {summary.total} points"
@@ -153,6 +158,7 @@ def plan(sweep_file, variant, with_optional, sets, rows, script, max_points, yes
     out.append(f"to run: {_n(summary.todo, 'point')} in {_n(summary.jobs, 'job')} on the {backend.name} executor"
                + ((f" (auto: {why})" if why else " (auto)") if sweep.resources.executor != backend.name else ""))
     for i, (res, jobs, _) in enumerate(summary.arrays, 1):
+        backend.check(res)
         sizes, why = backend.array_sizes(jobs)
         out.append(f"  array {i}: {_n(jobs, 'job')} of up to {_n(res.points_per_job, 'point')}, "
                    f"{backend.describe(res)}, {res.array_parallelism} at a time"
@@ -162,6 +168,7 @@ def plan(sweep_file, variant, with_optional, sets, rows, script, max_points, yes
     walls = [float(w) for pid, state in stored.items() if state == COMPLETE
              for w in [stored_scan.attrs(pid).get("wall_seconds")] if isinstance(w, (int, float)) and math.isfinite(w)]
     out.append(estimate_line(summary.arrays, walls, sweep.experiment.name))
+    out += memory_lines(memory_plan, _table)
     header = ["#", "point", *swept, "stored"]
     table = [[str(i), p.point_id, *(_short(p.params[k]) for k in swept), stored.get(p.point_id, "-")]
              for i, p in enumerate(summary.first)]
@@ -171,6 +178,7 @@ def plan(sweep_file, variant, with_optional, sets, rows, script, max_points, yes
     if script:
         out += _scripts(sweep, backend, summary.arrays)
     click.echo("\n".join(out))
+    refuse(memory_plan)  # after the plan is shown: exit 2 naming the first point that fits nowhere
 
 
 def _scripts(sweep, backend, arrays) -> list[str]:
@@ -198,6 +206,16 @@ def _scripts(sweep, backend, arrays) -> list[str]:
             out += ["", f"# ---- array {label}: {_n(tasks, 'task')} (folder stamp chosen at submit) ----",
                     text.rstrip()]
     return out
+
+
+def _check_memory(sweep, points, backend) -> None:
+    """Refuse (SpecError, exit 2) a submission holding a point that fits no layout within its resources."""
+    from sweeps.memory import collect, refuse
+
+    plan = collect(sweep.experiment, points, sweep.resources_for, backend.name)
+    if plan.error:
+        click.echo(f"note: memory not estimated ({plan.error})", err=True)
+    refuse(plan)
 
 
 def _stop_message(submissions, why: str) -> str:
@@ -239,6 +257,7 @@ def _submit_locked(sweep, points, backend, command: str, wait_lock: float, retry
                 for pid, where in control.move_aside(sweep, state):
                     click.echo(f"moved corrupt point {pid} aside to {where}", err=True)
             todo = control.to_run(state, retry_failed, retry_corrupt)
+            _check_memory(sweep, todo, backend)  # before anything is written: exit 2 if a point fits nowhere
             busy = counts[control.RUNNING] + counts[control.PENDING]
             if not todo:
                 hints = [" (--retry-failed reruns failed points)" if counts[control.FAILED] and not retry_failed
@@ -412,10 +431,17 @@ def status(sweep_file, variant, with_optional, sets, errors, verify, usage, watc
         if len(corrupt) > errors:
             lines.append(f"... {len(corrupt) - errors} more (--errors N)")
     if usage:
+        from slurm import jobs as jobbook
+        from slurm.resources import jobs_dir_for
+        from slurm.status import accounting
         from sweeps.usage import sweep_usage, usage_lines
 
-        groups = sweep_usage(points, state.states, state.stored.attrs, sweep.resources_for)
-        lines += usage_lines(groups, _backend(sweep).describe)
+        submissions = jobbook.load(jobs_dir_for(sweep.store))
+        job_of = {pid: job.job_id for pid, (_, job) in jobbook.latest_job_of_points(submissions).items()}
+        groups = sweep_usage(points, state.states, state.stored.attrs, lambda p: sweep.resources_for(p.params),
+                             job_of)
+        uses, notes = accounting(submissions) if submissions else ({}, [])
+        lines += usage_lines(groups, _backend(sweep).describe, uses, notes)
     click.echo("\n".join(lines))
 
 

@@ -111,6 +111,8 @@ SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
 # array tasks and requeued jobs start within seconds instead of tens of seconds
 SchedulerParameters=batch_sched_delay=0,bf_interval=2,sched_min_interval=100000
+# a small array limit (tasks 0..2), so that the toolkit's splitting of larger arrays is tested for real
+MaxArraySize=3
 StateSaveLocation=$SLURM_DIR/state
 SlurmdSpoolDir=$SLURM_DIR/spool
 SlurmctldPidFile=$SLURM_DIR/run/slurmctld.pid

@@ -188,14 +188,14 @@ def test_submitit_job_returns_its_result(slurm_cluster: SlurmCluster) -> None:
 
 def test_submitit_job_array_respects_parallelism(slurm_cluster: SlurmCluster) -> None:
     ex = executor(slurm_cluster, "array", slurm_array_parallelism=2)
-    sizes = [1, 2, 3, 4, 5]
+    sizes = [1, 2, 3]  # the test cluster's MaxArraySize is 3
     jobs = ex.map_array(sum_of_squares, sizes)
     array_id = jobs[0].job_id.split("_")[0]
     assert [job.job_id for job in jobs] == [f"{array_id}_{i}" for i in range(len(sizes))]
     throttle = run_slurm_command(["scontrol", "show", "job", array_id])
     assert "ArrayTaskThrottle=2" in throttle
     results = [job.result() for job in jobs]
-    assert [r["value"] for r in results] == [1, 5, 14, 30, 55]
+    assert [r["value"] for r in results] == [1, 5, 14]
     assert [r["array_task"] for r in results] == [str(i) for i in range(len(sizes))]
     assert {r["array_job"] for r in results} == {array_id}
     assert len({r["job_id"] for r in results}) == len(sizes)  # each task has its own SLURM_JOB_ID

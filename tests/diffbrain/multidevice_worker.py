@@ -6,7 +6,8 @@ all N devices; prints, per weight, the largest difference relative to the larges
 gradient norms, and the largest loss and recall-output differences. JOB ``training:METHOD:CONN``: three
 training iterations on one device and on N; prints both loss histories and the largest relative weight
 difference after them. JOB ``experiment:METHOD:CONN``: the train-network experiment with parallel = auto;
-prints its device records.
+prints its device records. A fourth field ``:neurons`` runs a job under the neuron layout instead of the data
+layout (``experiment:...:neurons``: parallel = neurons).
 """
 
 import json
@@ -24,11 +25,12 @@ from diffbrain.network.parallel import choose_layout  # noqa: E402
 from diffbrain.network.training import Trainer  # noqa: E402
 
 BATCH = 8
+N_REC = 40
 
 
 def trainer(method: str, conn: str, layout) -> Trainer:
     # small, but with recurrent spikes in both populations (every gradient non-zero)
-    net = NetworkConfig(n_rec=40, conn_method=conn, conn_prob=0.3, rec_scale=1.0, ff_scale=5.0,
+    net = NetworkConfig(n_rec=N_REC, conn_method=conn, conn_prob=0.3, rec_scale=1.0, ff_scale=5.0,
                         sparse_impl="event" if conn != "dense" else "auto")
     task = TaskConfig(t_interval=5, t_cue=10, t_delay=20, t_recall=10, num_cue=3, n_per_group=3, noise_rate=50,
                       cue_rate=200)
@@ -40,8 +42,24 @@ def relative(a, b) -> float:
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-30))
 
 
+def layout_of(kind: str, method: str):
+    return choose_layout(kind, 0, jax.devices(), BATCH, N_REC, method)
+
+
+def neuron_gradients(method: str, conn: str) -> dict:
+    """The one-device gradient and the neuron layout's (its blocks gathered into the one-device format)."""
+    one_device, split = trainer(method, conn, None), trainer(method, conn, layout_of("neurons", method))
+    one = brainstate.transform.jit(lambda it: one_device._local_gradients(*one_device._trials(it)))(0)
+    many = brainstate.transform.jit(lambda it: split._sharded(*split._trials(it)))(0)
+    grads = split.shards.to_base(many[0], split.model)
+    return {"impl": one_device.model.sparse_impl, "n_devices": split.layout.n_devices,
+            "relative": {k: relative(one[0][k], grads[k]) for k in one[0]},
+            "norm": {k: float(np.linalg.norm(np.asarray(v))) for k, v in one[0].items()},
+            "loss": relative(one[1], many[1]), "recall": relative(one[2], many[2])}
+
+
 def gradients(method: str, conn: str) -> dict:
-    tr = trainer(method, conn, choose_layout("data", 0, jax.devices(), BATCH))
+    tr = trainer(method, conn, layout_of("data", method))
     both = brainstate.transform.jit(lambda it: (tr._local_gradients(*tr._trials(it)), tr._sharded(*tr._trials(it))))
     one, many = both(0)
     return {"impl": tr.model.sparse_impl, "n_devices": tr.layout.n_devices,
@@ -50,9 +68,9 @@ def gradients(method: str, conn: str) -> dict:
             "loss": relative(one[1], many[1]), "recall": relative(one[2], many[2])}
 
 
-def training(method: str, conn: str) -> dict:
+def training(method: str, conn: str, kind: str = "data") -> dict:
     runs = []
-    for layout in (None, choose_layout("data", 0, jax.devices(), BATCH)):
+    for layout in (None, layout_of(kind, method)):
         tr = trainer(method, conn, layout)
         stats = tr.compile()
         runs.append((tr, [tr.step(i)[0] for i in range(3)], stats.temp_bytes))
@@ -61,7 +79,7 @@ def training(method: str, conn: str) -> dict:
             "weights": max(relative(a.weights()[k], b.weights()[k]) for k in a.weights())}
 
 
-def experiment(method: str, conn: str) -> dict:
+def experiment(method: str, conn: str, kind: str = "auto") -> dict:
     """The ``train-network`` experiment on every device (parallel = auto), with a gradient check before each
     iteration (a second compiled program, called with the weights on the mesh): its records."""
     from diffbrain.experiments import get
@@ -69,7 +87,7 @@ def experiment(method: str, conn: str) -> dict:
     ds = get("train-network")({"method": method, "conn_method": conn, "n_rec": 20, "batch_size": BATCH,
                                "iterations": 2, "test_batch": 4, "t_interval": 5.0, "t_cue": 10.0,
                                "t_delay": 20.0, "t_recall": 10.0, "num_cue": 3, "n_per_group": 3,
-                               "grad_check_every": 1})
+                               "grad_check_every": 1, "parallel": kind})
     keys = ("parallel_layout", "n_devices", "device_kind")
     return {**{k: ds.attrs[k] for k in keys},
             **{k: float(ds[k]) for k in ("estimated_bytes", "estimated_device_bytes", "temp_bytes",
@@ -81,6 +99,9 @@ if __name__ == "__main__":
     jobs = {"gradients": gradients, "training": training, "experiment": experiment}
     out = {}
     for job in sys.argv[2:]:
-        kind, method, conn = job.split(":")
-        out[job] = jobs[kind](method, conn)
+        kind, method, conn, *layout = job.split(":")
+        if kind == "gradients" and layout == ["neurons"]:
+            out[job] = neuron_gradients(method, conn)
+        else:
+            out[job] = jobs[kind](method, conn, *layout)
     print(json.dumps(out))

@@ -39,11 +39,12 @@ def test_choose_layout():
     ("data", 0, 6, "batch_size"),  # 6 trials on 4 devices
     ("data", 8, 8, "devices"),  # more devices than the process sees
     ("auto", 5, 8, "devices"),
-    ("neurons", 0, 8, "parallel"),  # not built (yet)
+    ("neurons", 0, 8, "n_rec"),  # 42 neurons on 4 devices
+    ("spread", 0, 8, "parallel"),
 ])
 def test_choose_layout_refuses(parallel, devices, batch, field):
     with pytest.raises(ParamError) as err:
-        choose_layout(parallel, devices, DEVICES, batch)
+        choose_layout(parallel, devices, DEVICES, batch, n_rec=42)
     assert err.value.field == field
 
 

@@ -1,19 +1,30 @@
 """``scaling-probe``: its dataset, and the memory law it exists to show (BPTT grows with T, online does not)."""
 
+import json
 import math
 
 import pytest
 
 from diffbrain.experiments import ParamError, get
 from diffbrain.experiments.scaling_probe import probe_task
+from diffbrain.network import planner
 from diffbrain.network.config import NetworkConfig, TaskConfig, TrainConfig
 from diffbrain.network.training import Trainer
 
 
-def test_probe_dataset():
+def test_probe_dataset(tmp_path, monkeypatch):
     exp = get("scaling-probe")
     assert exp.fresh_process
-    ds = exp(dict(method="expsm_diag", n_steps=60, n_rec=20, batch_size=2, conn_method="rand", steps=3))
+    params = dict(method="expsm_diag", n_steps=60, n_rec=20, batch_size=2, conn_method="rand", steps=3)
+    # the planner's fit of the point's family, as `sweep plan` would have cached it: the point records its figure
+    monkeypatch.setenv("DIFFBRAIN_PLAN_CACHE", str(tmp_path))
+    shape = exp.memory(exp.validate(params))
+    fit = planner.Fit(planner.proxy_design(shape), {part: {"trial_neurons": 300.0, "synapses": 12.0}
+                                                    for part in planner.PARTS}, ())
+    (tmp_path / f"{planner.key_of(shape)}.json").write_text(json.dumps(fit.to_json()))
+    ds = exp(params)
+    planned = planner.layout_bytes(planner.Footprint(shape, fit), "none", 1)
+    assert float(ds["planned_device_bytes"]) == pytest.approx(planned) and planned > 0
     assert ds["step_seconds"].dims == ("step",) and ds["step_seconds"].size == 3
     assert float(ds["step_seconds_median"]) == pytest.approx(float(ds["step_seconds"].median()))
     assert (ds["step_seconds"] > 0).all() and float(ds["compile_seconds"]) > 0

@@ -150,3 +150,21 @@ def test_submit_says_why_auto_chose_local(tmp_path, capsys, no_controller):
     code, out, err = run_cli(["sweep", "submit", path, "--wait"], capsys)
     assert code == 0 and "submitted 1 of 1 points to local" in out, out + err
     assert "note: executor auto chose local: not slurm: " in err
+
+
+def test_plan_script_shows_nodes_and_tasks_and_refuses_what_cannot_run(tmp_path, capsys, no_controller):
+    """Several processes per task: ``--nodes``/``--ntasks-per-node`` in the script (srun starts them); a GPU
+    count that is not one per process, or an executor that cannot start several, is refused at plan (exit 2)."""
+    path = tmp_path / "s.toml"
+    path.write_text(textwrap.dedent(SWEEP.format()).split("[[resources.override]]")[0])
+    many = ["--set", "nodes=2", "--set", "tasks_per_node=2"]
+    code, out, err = run_cli(["sweep", "plan", path, "--executor", "slurm", "--script", *many], capsys)
+    assert code == 0, err
+    assert "#SBATCH --nodes=2" in out and "#SBATCH --ntasks-per-node=2" in out and "\nsrun " in out
+    assert "2 nodes x 2 tasks" in out
+    code, out, err = run_cli(["sweep", "plan", path, "--executor", "slurm", *many, "--set", "gpus_per_node=1"],
+                             capsys)
+    assert code == 2 and "2 processes per node for 1 GPUs per node" in err and "tasks_per_node = 1" in err
+    code, out, err = run_cli(["sweep", "plan", path, "--executor", "local", *many], capsys)
+    assert code == 2 and "resources.nodes: the local executor runs each task as one process, not 4" in err, err
+    assert not (tmp_path / "out").exists()

@@ -9,8 +9,10 @@ requeue sweep goes first and the main sweep runs on the second CPU meanwhile.
 """
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import textwrap
 import time
 
@@ -22,6 +24,7 @@ from analysis import open_sweep
 from analysis.store import point_states, read_point_attrs
 from slurm import jobs as jobbook
 from slurm.resources import jobs_dir_for
+from slurm.snapshot import PACKAGES, package_dirs
 from sweeps import control
 from sweeps.points import expand
 from sweeps.spec import load_sweep
@@ -113,9 +116,17 @@ def test_sweep_on_slurm(slurm_cluster, capsys):
     requeue = write(folder, "requeue.toml", REQUEUE, slurm_cluster)
     main_file = write(folder, "main.toml", MAIN, slurm_cluster)
 
-    # 1. the requeue sweep first (it takes ~3 minutes), then the main sweep: two arrays (cpu, gpu)
-    code, out = run(["sweep", "submit", requeue], capsys)
-    assert code == 0 and "submitted 3 of 3 points to slurm" in out, out
+    # 1. the requeue sweep first (it takes ~3 minutes), submitted from a copy of the source that is edited at
+    # once after submit (as a user edits a checkout while the sweep runs); then the main sweep: two arrays
+    source = folder / "source"
+    for package in PACKAGES:
+        shutil.copytree(package_dirs()[package], source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run([sys.executable, "-c", "from sweeps.cli import main; main()", "sweep", "submit",
+                           str(requeue)], capture_output=True, text=True, timeout=120, cwd=folder,
+                          env={**os.environ, "PYTHONPATH": str(source), "PYTHONSAFEPATH": "1"})
+    assert done.returncode == 0 and "submitted 3 of 3 points to slurm" in done.stdout, done.stdout + done.stderr
+    runner = source / "hpc" / "runner.py"
+    runner.write_text(runner.read_text().replace('starts")', 'starts, edited after submit")'))
     code, out = run(["sweep", "submit", main_file], capsys)
     assert code == 0 and "submitted 7 of 7 points to slurm" in out, out
     sweep = load_sweep(main_file)
@@ -196,6 +207,8 @@ def test_sweep_on_slurm(slurm_cluster, capsys):
     assert all(a["code"] == frozen for a in by_seconds.values()), [a["code"] for a in by_seconds.values()]
     log = next((folder / "requeue.jobs").rglob(f"{job.job_id}_0_log.out")).read_text()
     assert log.count("already in the store: skipped") == 2 and log.count("cluster-check starts") == 4
+    assert "edited after submit" not in log  # the edit to the submitting source never reached a task
+    assert all(a["code"]["path"] != str(source) for a in by_seconds.values())
     assert "Requeued" in log + next((folder / "requeue.jobs").rglob(f"{job.job_id}_0_log.err")).read_text()
     accounting = json.dumps(slurm_cluster.wait_for_sacct(job.job_id))
     assert "COMPLETED" in accounting

@@ -35,7 +35,7 @@ def test_ids_ignore_spelling_order_and_defaults(tmp_path):
     d = expand(load(tmp_path, "[params]\nvalue = 2\n"))
     assert a[0].point_id == b[0].point_id == c[0].point_id != d[0].point_id
     assert a[0].params == {"fail": False, "jax": False, "return_nan": False, "samples": 8, "seconds": 0.0,
-                           "seed": 0, "value": 1.0}
+                           "seed": 0, "step_batch": 8, "step_method": "expsm_diag", "train_step": False, "value": 1.0}
 
 
 def test_grid_zip_exclude_optional(tmp_path):
