@@ -81,6 +81,7 @@ def to_dataset(rec) -> xr.Dataset:
         "n_steps": scalar(rec.n_steps, "1", np.int64),
         # the optimiser settings the run used (a per-method default when the parameter was left unset)
         "train_lr": scalar(rec.training["lr"], "1"),
+        "train_readout_lr_scale": scalar(rec.training["readout_lr_scale"], "1"),
         "train_lr_schedule": ((), np.asarray(rec.training["lr_schedule"])),
         "train_warmup": scalar(rec.training["warmup"], "1", np.int64),
         "train_clip_norm": scalar(rec.training["clip_norm"], "1"),

@@ -98,14 +98,22 @@ def probe_task(n_steps: int, dt: float) -> dict:
 # (both reach 0.87-0.90 test accuracy at n_rec 40 in 25-60 iterations of the paper's task). ES-D-RTRL's
 # hidden-weight gradients are unreliable on this network (its rank-one trace mis-signs the spike-triggered
 # adaptation, which holds the task's memory; see EINetwork.update), and Adam turns them into full-size steps:
-# with decay 0.99 and a constant rate the loss climbs and accuracy ends below chance (0.18 at n_rec 40);
-# a short trace (0.9), 20 warm-up iterations and a cosine decay kept it from collapsing (0.76).
+# with decay 0.99 the accuracy ends below chance; the readout's gradient, though, is exact (cosine 1.000).
+# So ES-D-RTRL trains the readout 10x faster than the hidden weights (measured, n_rec 40, the command,
+# rand, batch 16, 25 iterations, 256 held-out trials: readout alone at 1e-2 0.81; readout 1e-2 + hidden 1e-3
+# 0.79 (seed 1: 0.78); hidden 3e-3 unstable; old defaults 0.64, every hidden-only variant 0.55-0.67), with a
+# constant rate and no warm-up (cosine and warm-up measured no better once the hidden rate is small). At n_rec
+# 200 on the paper's task this reaches 0.90 in 20 iterations, as the readout alone does: the gain is the
+# exact readout's; the online hidden updates neither help nor hurt there.
 METHOD_DEFAULTS: dict[str, dict[str, object]] = {
-    "bptt": {"lr": 1e-3, "lr_schedule": "constant", "warmup": 0, "clip_norm": 1.0, "etrace_decay": 0.99},
-    "diag": {"lr": 1e-3, "lr_schedule": "constant", "warmup": 0, "clip_norm": 1.0, "etrace_decay": 0.99},
-    "expsm_diag": {"lr": 1e-3, "lr_schedule": "cosine", "warmup": 20, "clip_norm": 1.0, "etrace_decay": 0.9},
+    "bptt": {"lr": 1e-3, "readout_lr_scale": 1.0, "lr_schedule": "constant", "warmup": 0, "clip_norm": 1.0,
+             "etrace_decay": 0.99},
+    "diag": {"lr": 1e-3, "readout_lr_scale": 1.0, "lr_schedule": "constant", "warmup": 0, "clip_norm": 1.0,
+             "etrace_decay": 0.99},
+    "expsm_diag": {"lr": 1e-3, "readout_lr_scale": 10.0, "lr_schedule": "constant", "warmup": 0, "clip_norm": 1.0,
+                   "etrace_decay": 0.9},
 }
-PER_METHOD = ("lr", "lr_schedule", "warmup", "clip_norm", "etrace_decay")
+PER_METHOD = ("lr", "readout_lr_scale", "lr_schedule", "warmup", "clip_norm", "etrace_decay")
 
 
 def _per_method(name: str) -> str:
@@ -119,6 +127,8 @@ TRAINING_PARAMS: tuple[Param, ...] = (
           positive=True, high=0.99999, nullable=True),
     Param("remat", bool, False, "bptt: recompute each step in the backward pass (gradient checkpointing)"),
     Param("lr", float, None, "Adam learning rate " + _per_method("lr"), positive=True, nullable=True),
+    Param("readout_lr_scale", float, None, "the readout's learning rate as a multiple of lr "
+          + _per_method("readout_lr_scale"), positive=True, nullable=True),
     Param("lr_schedule", str, None, "learning-rate schedule after warm-up " + _per_method("lr_schedule"),
           choices=LR_SCHEDULES, nullable=True),
     Param("lr_decay", float, 0.9, "exponential schedule: factor per lr_decay_steps", positive=True, high=1.0),
@@ -291,6 +301,7 @@ class TrainConfig:
     etrace_decay: float = 0.99
     remat: bool = False
     lr: float = 1e-3
+    readout_lr_scale: float = 1.0
     lr_schedule: str = "constant"
     lr_decay: float = 0.9
     lr_decay_steps: int = 100

@@ -41,9 +41,13 @@ def learning_rate(cfg: TrainConfig) -> optax.Schedule:
 
 
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
-    """Gradient-norm clipping (if ``clip_norm`` > 0), then Adam with the schedule."""
+    """Gradient-norm clipping (if ``clip_norm`` > 0), then Adam with the schedule; the readout's steps are
+    scaled by ``readout_lr_scale`` (Adam's step is proportional to its rate, so this is the readout's rate)."""
     parts = [optax.clip_by_global_norm(cfg.clip_norm)] if cfg.clip_norm > 0 else []
-    return optax.chain(*parts, optax.adam(learning_rate(cfg)))
+    parts.append(optax.adam(learning_rate(cfg)))
+    if cfg.readout_lr_scale != 1.0:
+        parts.append(optax.masked(optax.scale(cfg.readout_lr_scale), lambda p: {k: k == "readout" for k in p}))
+    return optax.chain(*parts)
 
 
 def regularized(grads: dict, weights: dict, l1: float, l2: float) -> dict:

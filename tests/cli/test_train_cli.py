@@ -35,7 +35,8 @@ def test_train_writes_dataset_and_figures_then_resumes_and_simulates(tmp_path, c
     defaults = METHOD_DEFAULTS["expsm_diag"]
     assert str(ds["train_lr_schedule"].values) == defaults["lr_schedule"]
     assert int(ds["train_warmup"]) == defaults["warmup"]
-    assert ds.attrs["method_defaults_used"] == "lr_schedule,warmup,clip_norm"
+    assert float(ds["train_readout_lr_scale"]) == pytest.approx(defaults["readout_lr_scale"])
+    assert ds.attrs["method_defaults_used"] == "readout_lr_scale,lr_schedule,warmup,clip_norm"
     # gradient checks before iterations 0 and 3, per projection; the readout's gradient is exact
     assert list(ds["grad_check"].values) == [0, 3] and list(ds["projection"].values) == ["ff", "exc", "inh", "readout"]
     cosine = ds["grad_cosine"].values
@@ -98,7 +99,7 @@ def test_help_shows_the_per_method_defaults(capsys):
     code, stdout, _ = run_cli(["train", "--help"], capsys)
     assert code == 0
     text = " ".join(stdout.split())
-    for name in ("lr", "lr_schedule", "warmup", "clip_norm", "etrace_decay"):
+    for name in ("lr", "readout_lr_scale", "lr_schedule", "warmup", "clip_norm", "etrace_decay"):
         listed = ", ".join(f"{m} {METHOD_DEFAULTS[m][name]}" for m in ("bptt", "diag", "expsm_diag"))
         assert f"[default: {listed}]" in text, name
 
