@@ -4,14 +4,15 @@ and the refusal of points that fit nowhere within the sweep's resources (before 
 The experiment says what a point's shape is (``Experiment.memory``, no JAX); the planner
 (:mod:`diffbrain.experiments.planning`) measures each distinct shape once, on small proxies compiled in a
 subprocess and cached on disk, so a second ``plan`` compiles nothing. The device budget comes from the
-resources: ``gpus_per_node`` GPUs of ``gpu_memory_gb`` (default :data:`DEFAULT_GPU_GB`) on ``nodes`` nodes
-(1 where the resources have no ``nodes``), or, without GPUs, one CPU device with the task's ``mem_gb``
+resources: ``gpus_per_node`` GPUs of ``gpu_memory_gb`` (default :data:`DEFAULT_GPU_GB`) on ``nodes`` nodes,
+or, without GPUs, one CPU device with the task's ``mem_gb``
 (the local executor: this machine's memory; SLURM without ``mem_gb``: unknown, not checked).
 ``DIFFBRAIN_MEMORY_PLAN=off`` turns the plan off.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,10 +31,9 @@ def budget_of(resources, executor: str):
     """The :class:`DeviceBudget` of a point's resources."""
     from diffbrain.experiments.planning import DeviceBudget
 
-    nodes = int(getattr(resources, "nodes", 1) or 1)
     if resources.gpus_per_node:
         gb = resources.gpu_memory_gb or DEFAULT_GPU_GB
-        return DeviceBudget("gpu", gb * 1e9, resources.gpus_per_node, nodes)
+        return DeviceBudget("gpu", gb * 1e9, resources.gpus_per_node, resources.nodes)
     if resources.mem_gb:
         return DeviceBudget("cpu", resources.mem_gb * 1e9)
     if executor == "local":
@@ -70,7 +70,8 @@ class Collector:
         self.experiment, self.resources_of, self.executor = experiment, resources_of, executor
         self.plan = MemoryPlan()
         self._shapes: dict[tuple, dict | None] = {}
-        self._rows: dict[str, ShapeRow] = {}
+        self._rows: dict[str, ShapeRow] = {}  # one per distinct (shape, budget)
+        self._row_of: dict[tuple, ShapeRow] = {}  # (parameters but the seed, resources) -> its row
         self._budgets: dict[int, object] = {}
 
     @property
@@ -78,8 +79,6 @@ class Collector:
         return self.experiment.memory is not None and enabled()
 
     def add(self, point) -> None:
-        import json
-
         key = tuple((k, v) for k, v in point.params.items() if k != "seed")
         if key not in self._shapes:
             self._shapes[key] = self.experiment.memory(point.params)
@@ -88,15 +87,22 @@ class Collector:
             self.plan.not_planned += 1
             return
         resources = self.resources_of(point.params)
+        row = self._row_of.get((key, id(resources)))
+        if row is None:
+            row = self._row_of[key, id(resources)] = self._row(shape, resources, point.point_id)
+        row.points += 1
+
+    def _row(self, shape: dict, resources, point_id: str) -> ShapeRow:
+        """The row of ``shape`` on ``resources``' budget (a new one, first seen at ``point_id``)."""
         budget = self._budgets.get(id(resources))
         if budget is None:
             budget = self._budgets[id(resources)] = budget_of(resources, self.executor)
         row_key = json.dumps([shape, repr(budget)], sort_keys=True)
         row = self._rows.get(row_key)
         if row is None:
-            row = self._rows[row_key] = ShapeRow(shape, budget, point.point_id)
+            row = self._rows[row_key] = ShapeRow(shape, budget, point_id)
             self.plan.rows.append(row)
-        row.points += 1
+        return row
 
     def finish(self) -> MemoryPlan:
         """Measure (or read from the cache) and place every distinct shape."""
@@ -155,7 +161,8 @@ def lines(plan: MemoryPlan, table_of) -> list[str]:
                       str(p.devices), str(p.nodes), describe_budget(row.budget) + ("" if p.fits else "  FITS NOWHERE")])
     out += ["  " + line for line in table_of(table, header).splitlines()]
     if any(not r.placement.measured_layout for r in plan.rows):
-        out.append("  * the neurons layout is estimated (step bytes / devices + gathered spikes), not measured")
+        out.append("  * the neurons layout is estimated (that layout's own count of blocks, states and gathered "
+                   "spikes), not measured")
     if plan.not_planned:
         out.append(f"  {plan.not_planned} points not planned (simulation or connectome)")
     return out

@@ -297,7 +297,8 @@ def footprints(shapes: Iterable[Mapping], timeout_s: float = 3600) -> list[Footp
     """The footprint of each shape: its family's fit from the cache, else compiled (every missing family in
     one subprocess, on the CPU backend, one device) and cached. RuntimeError when the subprocess fails."""
     shapes = list(shapes)
-    missing = {key_of(s): proxy_design(s) for s in shapes if cached(s) is None}
+    found = [cached(s) for s in shapes]  # each cache file read once
+    missing = {key_of(s): proxy_design(s) for s, fp in zip(shapes, found, strict=True) if fp is None}
     if missing:
         env = {**os.environ, "JAX_PLATFORMS": "cpu"}
         env.pop("XLA_FLAGS", None)  # one device: a proxy measures one device's program
@@ -317,8 +318,9 @@ def footprints(shapes: Iterable[Mapping], timeout_s: float = 3600) -> list[Footp
             except OSError:  # a read-only cache: the fit is used once and planned again next time
                 missing[key] = Fit.from_json(data)
     out = []
-    for s in shapes:
-        fp = cached(s)
+    for s, fp in zip(shapes, found, strict=True):
+        if fp is None:
+            fp = cached(s)  # just compiled and written
         if fp is None:
             known = missing.get(key_of(s))
             if not isinstance(known, Fit):
@@ -356,19 +358,23 @@ def layout_bytes(fp: Footprint, kind: str, devices: int) -> float:
 def candidates(fp: Footprint, budget: DeviceBudget, parallel: str = "auto", devices: int = 0) -> list[Placement]:
     """Every layout the point may take within ``budget``, fewest devices first (none, data, then neurons at
     equal counts); ``parallel``/``devices``: the point's own request (auto and 0: any)."""
+    from diffbrain.network.parallel import choose_layout
+    from diffbrain.params import ParamError
+
     usable = budget.usable_bytes
     most = budget.devices if budget.kind == "gpu" else 1
     counts = [devices] if devices else list(range(1, most + 1))
+    s = fp.shape
     out = []
     for d in counts:
         kinds = ["none"] if d == 1 else ["data", "neurons"]
         for kind in kinds:
             if parallel not in ("auto", kind) and not (parallel == "none" and d == 1):
                 continue
-            if kind == "data" and fp.shape["batch"] % d:
+            try:  # what the run itself accepts (an even split of the batch or of the neurons, the method)
+                choose_layout(kind, d, range(d), s["batch"], s["n_rec"], s["method"])
+            except ParamError:
                 continue
-            if kind == "neurons" and (fp.shape["n_rec"] % d or fp.shape["method"] not in ("bptt", "expsm_diag")):
-                continue  # what the neuron layout accepts (diffbrain.network.parallel.choose_layout)
             need = layout_bytes(fp, kind, d)
             nodes = math.ceil(d / max(1, budget.per_node)) if budget.kind == "gpu" else 1
             out.append(Placement(kind, d, nodes, need, usable is None or need <= usable, kind != "neurons"))
