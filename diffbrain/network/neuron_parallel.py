@@ -177,6 +177,8 @@ class NeuronShardNetwork(brainstate.nn.Module):
     advance = EINetwork.advance
     state_values = EINetwork.state_values
     set_state_values = EINetwork.set_state_values
+    weight_states = EINetwork.weight_states  # ff, exc, inh (blocks here) and readout
+    weight_values = EINetwork.weight_values
 
     def __init__(self, base: EINetwork, layout: Layout, method: str = "bptt"):
         super().__init__()
@@ -261,12 +263,6 @@ class NeuronShardNetwork(brainstate.nn.Module):
         return braintrace.matmul(every, self.readout.value if readout is None else readout)
 
     # -- weights -------------------------------------------------------------------------------------------
-
-    def weight_states(self) -> dict[str, brainstate.ParamState]:
-        return {"ff": self.ff.weight, "exc": self.exc.weight, "inh": self.inh.weight, "readout": self.readout}
-
-    def weight_values(self) -> dict[str, jax.Array]:
-        return {k: s.value for k, s in self.weight_states().items()}
 
     def set_weights(self, values: dict) -> None:
         for k, s in self.weight_states().items():
