@@ -185,7 +185,8 @@ def _fewest(p) -> str:
 
 
 def refuse(plan: MemoryPlan) -> None:
-    """SpecError (exit 2) for the first shape that fits no layout within its resources."""
+    """SpecError (exit 2) for the first shape the run would refuse on its resources: no layout it may take fits
+    (``memory``), or its own ``parallel``/``devices`` cannot be met there (``parallel``)."""
     for row in plan.rows:
         p = row.placement
         if p is None or p.fits:
@@ -201,6 +202,8 @@ def refuse(plan: MemoryPlan) -> None:
                "n_rec, batch_size or the trial length" if b.kind == "gpu" else
                "give the task more memory (mem_gb) or GPUs (gpus_per_node), or lower n_rec, batch_size or "
                "the trial length")
+        if p.problem.startswith("parallel auto would use"):  # the point's own layout does not fit; auto's does
+            fix = f"{p.problem}, or {fix}"
         raise SpecError("memory", f"{what} needs {_gb(p.device_bytes)} per device at best ({p.describe()} on "
                                   f"{p.devices} device{'s' if p.devices != 1 else ''}) but the resources give "
                                   f"{limit}", fix)

@@ -134,7 +134,7 @@ class Placement:
     device_bytes: float
     fits: bool
     measured_layout: bool = True
-    problem: str = ""  # why the run would refuse it (run_placement), else empty
+    problem: str = ""  # the run's refusal (run_placement): its fix (memory) or its whole message (layout)
     refused_for: str = ""  # "memory" (no layout fits) or "layout" (the request itself cannot be met), else empty
 
     def describe(self) -> str:
@@ -432,7 +432,7 @@ def run_placement(fp: Footprint, budget: DeviceBudget, parallel: str = "auto", d
     except DoesNotFit as err:
         tried = auto_layouts(devices, seen, s["batch"], s["n_rec"], s["method"]) if parallel == "auto" else [
             choose_layout(parallel, devices, seen, s["batch"], s["n_rec"], s["method"])]
-        layout, problem = min(tried, key=lambda t: layout_bytes(fp, t.kind, t.n_devices)), err.message
+        layout, problem = min(tried, key=lambda t: layout_bytes(fp, t.kind, t.n_devices)), err.fix
     except ParamError as err:  # the run refuses the request itself (an uneven split, the method)
         return Placement(parallel, devices or len(seen), 1, fp.step_bytes(), False, True, err.message, "layout")
     n = layout.n_devices
