@@ -119,3 +119,27 @@ def test_another_process_stops_when_its_part_fails(store, tmp_path, monkeypatch)
     with pytest.raises(RuntimeError, match="point x failed on process 1 of 2"):
         runner.run_pack(job)
     assert point_states(store) == {}
+    [note] = distributed.failures(job.work_dir, process_group(), "x")  # left for process 0's watch
+    assert note["process"] == 1 and "cluster-check asked to fail" in note["error"]
+
+
+def test_process_0_records_a_point_failed_on_another_process_promptly(store, tmp_path, monkeypatch):
+    """Process 0, still in the point (here: sleeping 3 s, as if blocked in a collective), sees process 1's
+    note within its watch's period, records the point as failed naming process 1, and ends its process."""
+    import time
+
+    check = get("cluster-check").validate
+    task = PointTask("x", "cluster-check", check({"seconds": 3.0}))
+    work_dir = str(tmp_path / "s.jobs")
+    as_process(monkeypatch, 0)
+    ended = []
+    monkeypatch.setattr(distributed, "end_process", lambda code=1: ended.append((code, time.perf_counter())))
+    group = process_group()
+    distributed.report_failure(work_dir, distributed.ProcessGroup(1, 2, group.nodes, True, "", group.job), "x",
+                               "Traceback ...\nRuntimeError: RESOURCE_EXHAUSTED on process 1")
+    started = time.perf_counter()
+    assert runner.run_point(store, work_dir, task) == "failed"
+    assert ended and ended[0][0] == 1 and ended[0][1] - started < 3.0  # before the point's own end
+    attrs = read_point_attrs(store, "x")
+    assert attrs["status"] == "failed" and attrs["error"].startswith("process 1 of 2 failed while process 0")
+    assert "RESOURCE_EXHAUSTED on process 1" in attrs["error"] and attrs["processes"]["count"] == 2
