@@ -85,4 +85,4 @@ def step_fit(shape: Mapping | None, analytic: Callable[[str, int], float], devic
 
 
 def _gb(value: float) -> str:
-    return f"{value / 1e9:.3g} GB"
+    return f"{value / 1e9:.3g} GB" if value >= 1e8 else f"{value / 1e6:.3g} MB"
