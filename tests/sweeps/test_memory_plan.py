@@ -231,3 +231,12 @@ def test_auto_refuses_a_run_that_fits_nowhere_exit_2_naming_the_field_and_limit(
     assert code == 2 and err.count("\n") == 1 and err.startswith("error: n_rec: the training step needs"), err
     assert f"none {fp.step_bytes() / 1e6:.3g} MB per device, planner figure" in err and "each device may hold" in err
     assert not out.exists()
+
+
+def test_plan_refuses_a_layout_request_the_resources_cannot_meet(tmp_path, capsys, planning):
+    """``devices = 4`` on 2 GPUs: the run would refuse it (field devices), so plan does (exit 2, field parallel)."""
+    seed_cache(planning)
+    path = tmp_path / "s.toml"
+    path.write_text(SWEEP.format(n_rec="[20]").replace("batch_size = 8", "batch_size = 8\ndevices = 4"))
+    code, _, err = run_cli(["sweep", "plan", path], capsys)
+    assert code == 2 and err.startswith("error: parallel: point ") and "4 devices asked for but" in err, err
