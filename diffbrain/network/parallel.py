@@ -6,8 +6,9 @@ own trials and computes their gradient; the gradients, the per-step losses and t
 combined across devices before the optimiser step, which every device then applies identically) or
 ``neurons`` (the recurrent neurons split evenly across ``n`` devices, each holding its neurons' states and
 incoming synapses: :mod:`diffbrain.network.neuron_parallel`).
-:func:`choose_layout` resolves the ``parallel`` and ``devices`` parameters; :func:`data_parallel` wraps a
-per-shard gradient function in brainstate's ``shard_map``.
+:func:`choose_layout` resolves the ``parallel`` and ``devices`` parameters, given a :class:`MemoryFit` (bytes per
+device of each layout, and a device's limit) checks that the layout fits, and is the one rule both ``sweep plan``
+and the run apply; :func:`data_parallel` wraps a per-shard gradient function in brainstate's ``shard_map``.
 
 Why ``check_vma=False``: JAX 0.12's shard_map checks that a loop's carry keeps its "varying across devices"
 type; brainstate's ``for_loop`` (BPTT), braintrace's ES-D-RTRL loop and the project's D-RTRL scan start their
@@ -48,15 +49,51 @@ class Layout:
         return "none" if self.kind == "none" else f"{self.kind} x{self.n_devices}"
 
 
+@dataclass(frozen=True)
+class MemoryFit:
+    """What :func:`choose_layout` checks a layout against: ``need(kind, n)``, bytes one device holds for the
+    training step under layout ``kind`` on ``n`` devices; ``limit(n)``, bytes a device may hold when ``n`` are
+    used (None: unknown, never refused); ``source`` of ``need`` (``planner``: the memory planner's fit, or
+    ``analytic``); ``where``: the limit in words, for the refusal."""
+
+    need: Callable[[str, int], float]
+    limit: Callable[[int], float | None]
+    source: str = "analytic"
+    where: str = "a device"
+
+    def fits(self, layout: Layout) -> bool:
+        limit = self.limit(layout.n_devices)
+        return limit is None or self.need(layout.kind, layout.n_devices) <= limit
+
+
+def auto_layouts(devices: int, available: Sequence, batch: int, n_rec: int | None = None, method: str | None = None,
+                 generated: bool = True) -> list[Layout]:
+    """The layouts ``auto`` tries, in order, on at most ``devices`` of ``available`` (0: all): the batch split
+    over the most of them that divide it (one device when only one does), then, where the neuron layout can
+    take the network (``n_rec`` splits evenly over at least two of them, bptt or expsm_diag, generated
+    wiring), the neurons split over the most of them that divide ``n_rec``."""
+    want = min(devices or len(available), len(available))
+    n = max(d for d in range(1, want + 1) if batch % d == 0)
+    out = [Layout("data" if n > 1 else "none", tuple(available[:n]))]
+    if generated and n_rec and method in ("bptt", "expsm_diag"):
+        m = max((d for d in range(2, want + 1) if n_rec % d == 0), default=0)
+        if m:
+            out.append(Layout("neurons", tuple(available[:m])))
+    return out
+
+
 def choose_layout(parallel: str, devices: int, available: Sequence, batch: int, n_rec: int | None = None,
-                  method: str | None = None) -> Layout:
+                  method: str | None = None, *, memory: MemoryFit | None = None, generated: bool = True) -> Layout:
     """The layout for ``parallel`` (auto, none, data, neurons) on at most ``devices`` of ``available`` (0: all).
 
     ``data`` splits the batch across exactly that many devices (it must divide ``batch_size``); ``neurons``
     splits the ``n_rec`` recurrent neurons across them (they must divide evenly: padding would add neurons to
-    the readout's standardisation; ``method`` bptt or expsm_diag); ``auto`` uses the most devices, up to that
-    many, whose count divides the batch (a user who asks the scheduler for 4 GPUs gets all 4 used), and one
-    device when only one divides it. Raises :class:`ParamError`.
+    the readout's standardisation; ``method`` bptt or expsm_diag); ``auto`` (:func:`auto_layouts`) uses every
+    device it may whose count divides the batch (a user who asks the scheduler for 4 GPUs gets all 4 used)
+    when a device's share fits ``memory``, else the neuron layout over those devices when that fits. With
+    ``memory``, a layout that does not fit is refused (:class:`DoesNotFit`); without it nothing is checked.
+    ``sweep plan`` (:mod:`diffbrain.network.planner`) and the run both call this: one rule. Raises
+    :class:`ParamError`.
     """
     if parallel not in PARALLEL:
         raise ParamError("parallel", f"{parallel!r} is not a layout", f"use one of: {', '.join(PARALLEL)}")
@@ -65,23 +102,53 @@ def choose_layout(parallel: str, devices: int, available: Sequence, batch: int, 
         raise ParamError("devices", f"{devices} devices asked for but this process sees {seen}",
                          f"give devices between 1 and {seen}, or 0 for all of them")
     want = devices or seen
+    if parallel == "auto":
+        tried = auto_layouts(devices, available, batch, n_rec, method, generated)
+        for layout in tried:
+            if memory is None or memory.fits(layout):
+                return layout
+        raise DoesNotFit("n_rec", _too_large(memory, tried),
+                         "use more devices (gpus_per_node, nodes, devices) or larger ones (gpu_memory_gb), or lower "
+                         "n_rec, batch_size or the trial length")
     if parallel == "none" or want == 1:
-        return Layout("none", tuple(available[:1]))
-    if parallel == "neurons":
+        layout = Layout("none", tuple(available[:1]))
+    elif parallel == "neurons":
         if method not in (None, "bptt", "expsm_diag"):
             raise ParamError("method", f"the neuron layout trains by bptt or expsm_diag, not {method}",
                              "use method bptt or expsm_diag, or parallel data or none")
         if n_rec is None or n_rec % want:
             raise ParamError("n_rec", f"{n_rec} neurons do not split evenly across {want} devices",
                              f"give an n_rec that is a multiple of {want}, or set devices")
-        return Layout("neurons", tuple(available[:want]))
-    if parallel == "data":
+        layout = Layout("neurons", tuple(available[:want]))
+    else:
         if batch % want:
             raise ParamError("batch_size", f"{batch} trials do not split evenly across {want} devices",
                              f"give a batch_size that is a multiple of {want}, or set devices")
-        return Layout("data", tuple(available[:want]))
-    n = max(d for d in range(1, want + 1) if batch % d == 0)
-    return Layout("data" if n > 1 else "none", tuple(available[:n]))
+        layout = Layout("data", tuple(available[:want]))
+    if memory is not None and not memory.fits(layout):
+        try:
+            other = choose_layout("auto", devices, available, batch, n_rec, method, memory=memory, generated=generated)
+            fix = (f"parallel auto would use {other.describe()} "
+                   f"({_gb(memory.need(other.kind, other.n_devices))} per device)")
+        except DoesNotFit:
+            fix = "use more or larger devices, or lower n_rec, batch_size or the trial length"
+        raise DoesNotFit("parallel", _too_large(memory, [layout]), fix)
+    return layout
+
+
+class DoesNotFit(ParamError):
+    """No layout the point may take fits the devices' memory (field ``n_rec``, or ``parallel`` for the point's
+    own layout)."""
+
+
+def _gb(value: float) -> str:
+    return f"{value / 1e9:.3g} GB" if value >= 1e8 else f"{value / 1e6:.3g} MB"
+
+
+def _too_large(memory: MemoryFit, tried: Sequence[Layout]) -> str:
+    needs = ", ".join(f"{t.describe()} {_gb(memory.need(t.kind, t.n_devices))}" for t in tried)
+    return (f"the training step needs more memory per device than a device may hold ({needs} per device, "
+            f"{memory.source} figure; {memory.where})")
 
 
 def neurons_device_estimate(n_rec: int, n_in: int, n_out: int, n_devices: int, method: str, batch: int,
