@@ -52,7 +52,9 @@ def neuron_gradients(method: str, conn: str) -> dict:
     one = brainstate.transform.jit(lambda it: one_device._local_gradients(*one_device._trials(it)))(0)
     many = brainstate.transform.jit(lambda it: split._sharded(*split._trials(it)))(0)
     grads = split.shards.to_base(many[0], split.model)
+    exc = split.shards.exc  # how one device holds the excitatory projection, and its block's shape
     return {"impl": one_device.model.sparse_impl, "n_devices": split.layout.n_devices,
+            "exc_block": [type(exc).__name__, list(exc.weight.value.addressable_shards[0].data.shape)],
             "relative": {k: relative(one[0][k], grads[k]) for k in one[0]},
             "norm": {k: float(np.linalg.norm(np.asarray(v))) for k, v in one[0].items()},
             "loss": relative(one[1], many[1]), "recall": relative(one[2], many[2])}
