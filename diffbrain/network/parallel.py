@@ -94,20 +94,32 @@ def slots_per_neuron(n_synapses: float, n_rec: int) -> int:
     return int(min(n_rec, math.ceil(mean + 5.0 * math.sqrt(mean))))
 
 
+def slot_blocks(method: str, n_rec: int, n_synapses: float, sparse_impl: str = "auto") -> bool:
+    """Whether the neuron layout holds a sparse projection as slots (ES-D-RTRL on the event-driven operator)
+    rather than as dense columns with a mask (ES-D-RTRL on masked dense); BPTT always holds CSR blocks."""
+    from diffbrain.network.crossover import choose_impl
+
+    if sparse_impl == "auto":
+        sparse_impl = choose_impl(method, n_rec, float(n_synapses) / max(1, n_rec) ** 2)
+    return method != "bptt" and sparse_impl == "event"
+
+
 def neurons_device_estimate(n_rec: int, n_in: int, n_out: int, n_devices: int, method: str, batch: int,
                             n_steps: int = 0, sparse: bool = True, states_per_neuron: int = 5,
-                            n_synapses: float | None = None, max_in_degree: int | None = None) -> MemoryEstimate:
+                            n_synapses: float | None = None, max_in_degree: int | None = None,
+                            sparse_impl: str = "auto") -> MemoryEstimate:
     """Bytes one device holds for a training step under the neuron layout (float32), the counterpart of
     :func:`diffbrain.network.memory.estimate` for a device's share: the dense column blocks of the projections
-    (``n_rec (n_rec + n_in) / D``), or for sparse wiring (``n_synapses`` given) the device's CSR block under
-    BPTT (``n_synapses / D`` weights, indices and mask, and the row pointers) or its neurons' slots under
-    ES-D-RTRL (``n_rec / D x max_in_degree`` weights, presynaptic indices and mask; ``max_in_degree`` estimated
-    by :func:`slots_per_neuron` when not given); the readout (replicated); its neurons' states and the
-    all-gathered spikes and standardised potentials (``2 B n_rec``, not divided); gradients and Adam's moments
-    of its blocks; BPTT's per-step states of its neurons plus the gathered vectors every step keeps for the
-    backward pass; ES-D-RTRL's presynaptic traces (the input's ``B n_in``, and ``B n_rec`` for dense columns or
-    one per slot, ``B x slots``, with the step's gathered slot inputs as large again) and postsynaptic traces
-    of its neurons. No JAX (planning uses it)."""
+    (``n_rec (n_rec + n_in) / D``), or for sparse wiring (``n_synapses`` given) the device's CSR block under BPTT
+    (``n_synapses / D`` weights, indices and mask, and the row pointers) or, under ES-D-RTRL where the one-device
+    model runs the event-driven operator (``sparse_impl``; auto: the measured crossover), its neurons' slots
+    (``n_rec / D x max_in_degree`` weights, presynaptic indices and mask; ``max_in_degree`` estimated by
+    :func:`slots_per_neuron` when not given), else dense columns and their pattern; the readout (replicated); its
+    neurons' states and the all-gathered spikes and standardised potentials (``2 B n_rec``, not divided); gradients
+    and Adam's moments of its blocks; BPTT's per-step states of its neurons plus the gathered vectors every step
+    keeps for the backward pass; ES-D-RTRL's presynaptic traces (the input's ``B n_in``, and ``B n_rec`` for dense
+    columns or one per slot, ``B x slots``, with the step's gathered slot inputs as large again) and postsynaptic
+    traces of its neurons. No JAX (planning uses it)."""
     f32 = 4
     local, b, s = n_rec // n_devices, max(1, batch), states_per_neuron
     recurrent = n_rec * local  # dense columns
@@ -116,11 +128,11 @@ def neurons_device_estimate(n_rec: int, n_in: int, n_out: int, n_devices: int, m
     if sparse and n_synapses is not None and method == "bptt":  # CSR blocks
         recurrent = int(n_synapses) // n_devices
         structure = recurrent * (f32 + f32) + 2 * (n_rec + 1) * f32
-    elif sparse and n_synapses is not None:  # slots
+    elif sparse and n_synapses is not None and slot_blocks(method, n_rec, n_synapses, sparse_impl):
         recurrent = local * (max_in_degree or slots_per_neuron(n_synapses, n_rec))
         structure = recurrent * (f32 + f32)
         presynaptic_traces = 2 * b * recurrent * f32 + b * n_in * f32
-    elif sparse:  # the pattern of dense columns (no synapse count given)
+    elif sparse:  # the pattern of dense columns
         structure = recurrent * f32
     params = (recurrent + n_in * local + n_rec * n_out) * f32
     gathered = 2 * b * n_rec * f32

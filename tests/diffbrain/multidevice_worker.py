@@ -30,8 +30,9 @@ N_REC = 40
 
 def trainer(method: str, conn: str, layout) -> Trainer:
     # small, but with recurrent spikes in both populations (every gradient non-zero)
-    net = NetworkConfig(n_rec=N_REC, conn_method=conn, conn_prob=0.3, rec_scale=1.0, ff_scale=5.0,
-                        sparse_impl="event" if conn != "dense" else "auto")
+    impl = {"dense": "auto", "rand": "event", "rand-masked": "masked_dense"}[conn]  # rand-masked: rand wiring on
+    net = NetworkConfig(n_rec=N_REC, conn_method=conn.split("-")[0], conn_prob=0.3, rec_scale=1.0, ff_scale=5.0,
+                        sparse_impl=impl)  # the masked dense operator (the neuron layout: dense columns)
     task = TaskConfig(t_interval=5, t_cue=10, t_delay=20, t_recall=10, num_cue=3, n_per_group=3, noise_rate=50,
                       cue_rate=200)
     return Trainer(net, task, TrainConfig.for_method(method, batch_size=BATCH, iterations=3), seed=0, layout=layout)

@@ -1,10 +1,10 @@
-"""Neuron-parallel training (diffbrain.network.neuron_parallel): the layout choice, the per-device estimate and
-the slots, and, on 4 forced host devices in one subprocess (multidevice_worker.py), the same loss and gradients as
-one device (max relative difference <= 1e-5 in float32) for bptt and expsm_diag, dense and ``rand`` wiring (each
-device holding its own dense columns, CSR block or slots), and the same loss history over three training
-iterations. (The train-network experiment under ``parallel = neurons``, with its records and a gradient check each
-iteration, is the worker's job ``experiment:expsm_diag:rand:neurons``: left out of the suite for time, run by
-hand.)"""
+"""Neuron-parallel training (diffbrain.network.neuron_parallel): the layout choice, the per-device estimate and the
+slots, and, on 4 forced host devices in one subprocess (multidevice_worker.py), the same loss and gradients as one
+device (max relative difference <= 1e-5 in float32) for bptt and expsm_diag, dense and ``rand`` wiring (each device
+holding its own dense columns, masked dense columns, CSR block or slots), and the same loss history over three
+training iterations. (The train-network experiment under ``parallel = neurons``, with its records and a gradient
+check each iteration, is the worker's job ``experiment:expsm_diag:rand:neurons``: left out of the suite for time,
+run by hand.)"""
 
 import json
 import subprocess
@@ -53,6 +53,7 @@ def test_sparse_expsm_diag_share_grows_with_synapses_not_neurons_squared():
 @pytest.mark.slow
 def test_neuron_parallel_equals_one_device():
     jobs = [f"gradients:{m}:{c}:neurons" for m in ("bptt", "expsm_diag") for c in ("dense", "rand")]
+    jobs += ["gradients:expsm_diag:rand-masked:neurons"]  # expsm_diag's sparse wiring as masked dense columns
     jobs += ["training:bptt:rand:neurons", "training:expsm_diag:rand:neurons"]  # CSR blocks; slots
     done = subprocess.run([sys.executable, str(WORKER), "4", *jobs], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -63,13 +64,14 @@ def test_neuron_parallel_equals_one_device():
     assert results["gradients:bptt:rand:neurons"]["exc_block"][0] == "CSRBlockProjection"
     kind, (rows, slots) = results["gradients:expsm_diag:rand:neurons"]["exc_block"]
     assert kind == "SlotProjection" and rows == 10 and slots < 32, results["gradients:expsm_diag:rand:neurons"]
-    for job in jobs[:4]:
+    assert results["gradients:expsm_diag:rand-masked:neurons"]["exc_block"] == ["BlockProjection", [32, 10]]
+    for job in jobs[:5]:
         result = results[job]
         assert result["n_devices"] == 4
         assert all(norm > 0 for norm in result["norm"].values()), result["norm"]  # every weight learns something
         assert max(result["relative"].values()) <= TOLERANCE, (job, result)
         assert result["loss"] <= TOLERANCE and result["recall"] <= TOLERANCE, (job, result)
-    for job in jobs[4:]:
+    for job in jobs[5:]:
         history = results[job]
         assert history["loss_one"] == pytest.approx(history["loss_many"], rel=TOLERANCE), history
         assert history["weights"] <= 1e-4, history  # three Adam steps apart, float32
