@@ -20,6 +20,7 @@ nothing to protect here. No JAX is imported at module level (``sweep plan`` reso
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -151,33 +152,63 @@ def _too_large(memory: MemoryFit, tried: Sequence[Layout]) -> str:
             f"{memory.source} figure; {memory.where})")
 
 
+def slots_per_neuron(n_synapses: float, n_rec: int) -> int:
+    """The slots a neuron's incoming synapses get under the neuron layout's ES-D-RTRL (the largest in-degree),
+    estimated before the wiring is drawn: the mean in-degree ``m`` plus five of its Poisson deviations
+    ``sqrt(m)`` (for ``rand`` wiring the largest of 10^6 binomial in-degrees lies within that), at most
+    ``n_rec``."""
+    mean = max(1.0, float(n_synapses) / max(1, n_rec))
+    return int(min(n_rec, math.ceil(mean + 5.0 * math.sqrt(mean))))
+
+
+def slot_blocks(method: str, n_rec: int, n_synapses: float, sparse_impl: str = "auto") -> bool:
+    """Whether the neuron layout holds a sparse projection as slots (ES-D-RTRL on the event-driven operator)
+    rather than as dense columns with a mask (ES-D-RTRL on masked dense); BPTT always holds CSR blocks."""
+    from diffbrain.network.crossover import choose_impl
+
+    if sparse_impl == "auto":
+        sparse_impl = choose_impl(method, n_rec, float(n_synapses) / max(1, n_rec) ** 2)
+    return method != "bptt" and sparse_impl == "event"
+
+
 def neurons_device_estimate(n_rec: int, n_in: int, n_out: int, n_devices: int, method: str, batch: int,
                             n_steps: int = 0, sparse: bool = True, states_per_neuron: int = 5,
-                            n_synapses: float | None = None) -> MemoryEstimate:
+                            n_synapses: float | None = None, max_in_degree: int | None = None,
+                            sparse_impl: str = "auto") -> MemoryEstimate:
     """Bytes one device holds for a training step under the neuron layout (float32), the counterpart of
-    :func:`diffbrain.network.memory.estimate` for a device's share: the column blocks of the projections
-    (``n_rec (n_rec + n_in) / D``) and, for sparse wiring, their 0/1 pattern, or under BPTT with sparse wiring
-    (``n_synapses`` given) the device's CSR block (``n_synapses / D`` weights, indices and mask, and the row
-    pointers); the readout (replicated); its neurons' states and the all-gathered spikes and standardised
-    potentials (``2 B n_rec``, not divided); gradients and Adam's moments of its blocks; BPTT's per-step states
-    of its neurons plus the gathered vectors every step keeps for the backward pass; ES-D-RTRL's presynaptic
-    traces (whole, ``B (n_rec + n_in)`` per device) and postsynaptic traces of its neurons. No JAX (planning
-    uses it)."""
+    :func:`diffbrain.network.memory.estimate` for a device's share: the dense column blocks of the projections
+    (``n_rec (n_rec + n_in) / D``), or for sparse wiring (``n_synapses`` given) the device's CSR block under BPTT
+    (``n_synapses / D`` weights, indices and mask, and the row pointers) or, under ES-D-RTRL where the one-device
+    model runs the event-driven operator (``sparse_impl``; auto: the measured crossover), its neurons' slots
+    (``n_rec / D x max_in_degree`` weights, presynaptic indices and mask; ``max_in_degree`` estimated by
+    :func:`slots_per_neuron` when not given), else dense columns and their pattern; the readout (replicated); its
+    neurons' states and the all-gathered spikes and standardised potentials (``2 B n_rec``, not divided); gradients
+    and Adam's moments of its blocks; BPTT's per-step states of its neurons plus the gathered vectors every step
+    keeps for the backward pass; ES-D-RTRL's presynaptic traces (the input's ``B n_in``, and ``B n_rec`` for dense
+    columns or one per slot, ``B x slots``, with the step's gathered slot inputs as large again) and postsynaptic
+    traces of its neurons. No JAX (planning uses it)."""
     f32 = 4
     local, b, s = n_rec // n_devices, max(1, batch), states_per_neuron
-    params = (n_rec + n_in) * local * f32 + n_rec * n_out * f32
-    structure = n_rec * local * f32 if sparse else 0
-    if sparse and method == "bptt" and n_synapses is not None:  # CSR blocks
-        nnz = int(n_synapses) // n_devices
-        params = (nnz + n_in * local + n_rec * n_out) * f32
-        structure = nnz * (f32 + f32) + 2 * (n_rec + 1) * f32
+    recurrent = n_rec * local  # dense columns
+    structure = 0
+    presynaptic_traces = b * (n_rec + n_in) * f32
+    if sparse and n_synapses is not None and method == "bptt":  # CSR blocks
+        recurrent = int(n_synapses) // n_devices
+        structure = recurrent * (f32 + f32) + 2 * (n_rec + 1) * f32
+    elif sparse and n_synapses is not None and slot_blocks(method, n_rec, n_synapses, sparse_impl):
+        recurrent = local * (max_in_degree or slots_per_neuron(n_synapses, n_rec))
+        structure = recurrent * (f32 + f32)
+        presynaptic_traces = 2 * b * recurrent * f32 + b * n_in * f32
+    elif sparse:  # the pattern of dense columns
+        structure = recurrent * f32
+    params = (recurrent + n_in * local + n_rec * n_out) * f32
     gathered = 2 * b * n_rec * f32
     states = 2 * b * local * s * f32 + gathered
     training = 3 * params
     if method == "bptt":
         training += max(1, n_steps) * (b * local * (s + 3) * f32 + gathered)
     elif method == "expsm_diag":
-        training += b * (n_rec + n_in) * f32 + 3 * b * local * s * f32
+        training += presynaptic_traces + 3 * b * local * s * f32
     return MemoryEstimate(structure, 2 * params, states, training)
 
 
