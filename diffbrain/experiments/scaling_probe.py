@@ -88,7 +88,7 @@ def run(params: dict, ctx: RunContext):
 
         share = neurons_device_estimate(params["n_rec"], task_cfg.n_in, 2, layout.n_devices, params["method"],
                                         params["batch_size"], params["n_steps"], net_cfg.conn_method != "dense",
-                                        n_synapses=expected_synapses(net_cfg))
+                                        n_synapses=expected_synapses(net_cfg), sparse_impl=net_cfg.sparse_impl)
     limit = fit.limit(layout.n_devices)
     trainer = Trainer(net_cfg, task_cfg, train_cfg, seed=params["seed"], layout=layout)
     assert trainer.task.n_steps == params["n_steps"], (trainer.task.n_steps, params["n_steps"])

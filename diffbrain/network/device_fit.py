@@ -33,7 +33,7 @@ def analytic_need(net_cfg, n_in: int, method: str, batch: int, n_steps: int, tes
 
             share = neurons_device_estimate(net_cfg.n_rec, n_in, 2, n, method, batch, n_steps,
                                             sparse=net_cfg.conn_method != "dense",
-                                            n_synapses=expected_synapses(net_cfg))
+                                            n_synapses=expected_synapses(net_cfg), sparse_impl=net_cfg.sparse_impl)
         elif kind == "data" and n > 1:
             share = network_estimate(net_cfg, n_in, 2, method, max(batch // n, test_batch), n_steps)
         else:

@@ -350,9 +350,9 @@ def layout_bytes(fp: Footprint, kind: str, devices: int) -> float:
 
     ``data``: the step at B/D trials (XLA measured the per-trial terms), the weights, optimiser state and
     structure replicated. ``neurons``: estimated, not measured: the neuron layout's own analytic count
-    (:func:`diffbrain.network.parallel.neurons_device_estimate`: its column blocks, or CSR blocks under BPTT,
-    its neurons' states and traces, the all-gathered spikes), and never less than the measured step split by
-    D plus the gathered spikes (float32, per trial; BPTT keeps them for every step).
+    (:func:`diffbrain.network.parallel.neurons_device_estimate`: its column blocks, CSR blocks under BPTT or
+    slots under ES-D-RTRL, its neurons' states and traces, the all-gathered spikes), and never less than the
+    measured step split by D plus the gathered spikes (float32, per trial; BPTT keeps them for every step).
     """
     from diffbrain.network.parallel import neurons_device_estimate
 
@@ -362,8 +362,10 @@ def layout_bytes(fp: Footprint, kind: str, devices: int) -> float:
     if kind == "data":
         return fp.step_bytes(s["batch"] / devices)
     gathered = s["batch"] * s["n_rec"] * F32 * (s["n_steps"] if s["method"] == "bptt" else 2)
+    impl = s["impl"] if s["impl"] in ("event", "masked_dense") else "auto"
     analytic = neurons_device_estimate(s["n_rec"], s["n_in"], 2, devices, s["method"], s["batch"], s["n_steps"],
-                                       sparse=s["conn_method"] != "dense", n_synapses=fp.synapses()).total
+                                       sparse=s["conn_method"] != "dense", n_synapses=fp.synapses(),
+                                       sparse_impl=impl).total
     return max(float(analytic), fp.step_bytes() / devices + gathered)
 
 

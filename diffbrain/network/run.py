@@ -176,7 +176,8 @@ def plan_run(params: dict, available: Sequence) -> RunPlan:
         share = network_estimate(net_cfg, task_cfg.n_in, 2, method, max(local, params["test_batch"]), n_steps)
     if layout.kind == "neurons" and training:  # the step's share on one device
         share = neurons_device_estimate(net_cfg.n_rec, task_cfg.n_in, 2, layout.n_devices, method, batch, n_steps,
-                                        sparse=net_cfg.conn_method != "dense", n_synapses=expected_synapses(net_cfg))
+                                        sparse=net_cfg.conn_method != "dense", n_synapses=expected_synapses(net_cfg),
+                                        sparse_impl=net_cfg.sparse_impl)
     return RunPlan(layout, estimate, share, fit)
 
 
