@@ -13,7 +13,7 @@ Full run (issue 12): n_rec 800 and 3200, batch 64, T 1000, bptt and expsm_diag, 
 ``--quick``: n_rec 100, batch 16, T 200, 2 timed steps (a few minutes).
 
     python bench/multidevice.py [--quick] [--devices 1,2,4] [--methods bptt,expsm_diag] [--n-rec 800,3200]
-                                [--layouts data,neurons] [--compile-only]
+                                [--layouts data,neurons] [--compile-only] [--steps K] [--warmup W]
 
 ``--compile-only`` compiles each step without running it (temp bytes, no seconds): for sizes whose one-device step
 does not fit the machine's memory (n_rec 3200 BPTT at T 1000 and batch 64 needs ~16 GB).
@@ -96,6 +96,8 @@ def main() -> None:
     ap.add_argument("--layouts", default="data,neurons")
     ap.add_argument("--timeout", type=float, default=3600.0)
     ap.add_argument("--compile-only", action="store_true", help="compile each step and read its memory; do not run")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps per point (default 3; quick 2)")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed steps after compiling (default 1)")
     args = ap.parse_args()
     if args.quick:
         base = {"batch_size": 16, "n_steps": 200, "steps": 2, "warmup": 1}
@@ -105,6 +107,7 @@ def main() -> None:
         sizes = [800, 3200]
     if args.n_rec:
         sizes = [int(n) for n in args.n_rec.split(",")]
+    base.update({k: v for k, v in (("steps", args.steps), ("warmup", args.warmup)) if v is not None})
     points, devices = [], [int(d) for d in args.devices.split(",")]
     for n_rec in sizes:
         for method in args.methods.split(","):
