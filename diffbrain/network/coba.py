@@ -116,7 +116,7 @@ def build(cfg: CobaConfig, seed: int) -> CobaNetwork:
 
 def coba_step(cfg: CobaConfig, deliver, gather=None):
     """One time step of the benchmark on a block of neurons, in Brian2's order: ``step(state, t, synapses) ->
-    (state, packed spikes)`` with ``state = (V, g_e, g_i, last spike step)`` of the block's neurons.
+    (state, the block's packed spikes)`` with ``state = (V, g_e, g_i, last spike step)`` of the block's neurons.
 
     ``deliver(spikes, synapses, g_e, g_i) -> (g_e, g_i)`` adds the spikes of every presynaptic neuron onto the
     block's (decayed) conductances; ``gather`` turns the block's spikes into every neuron's (the neuron layout's
@@ -140,7 +140,7 @@ def coba_step(cfg: CobaConfig, deliver, gather=None):
         ge, gi = deliver(every, synapses, ge, gi)
         v = jnp.where(spikes, f32(cfg.v_reset), v)
         last = jnp.where(spikes, t, last)
-        return (v, ge, gi, last), jnp.packbits(every)
+        return (v, ge, gi, last), jnp.packbits(spikes)
 
     return step
 

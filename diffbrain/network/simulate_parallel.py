@@ -6,8 +6,10 @@ padded to the largest block's count with zero-weight entries, built in ``O(synap
 projection as its columns ``[n_input, n/D]``. Each step a device advances its neurons with the one-device
 model's own per-neuron code (``coba_step`` for coba, :meth:`EINetwork.advance` for gif), all-gathers the
 step's spikes as booleans (``n`` bytes per device) and delivers every spike onto its own neurons with the
-project's event-driven kernels on its block. The gathered spikes are also what leaves the device: the chunk's
-``[chunk, ceil(n/8)]`` packed raster, as on one device (:func:`diffbrain.network.simulate.run_chunks`).
+project's event-driven kernels on its block. Each device packs its own neurons' spikes per chunk
+(``[chunk, ceil(n/8D)]``), and the host decodes the blocks side by side
+(:func:`diffbrain.network.simulate.run_chunks` with ``blocks``): a whole raster on every device would be the
+one part of a device's memory that does not shrink with ``D``.
 
 Same spikes as one device: a block keeps the CSR order of the whole projection (presynaptic rows ascending), so
 each postsynaptic neuron sums its inputs in the same order as the one-device kernel (the padding adds 0.0 after
@@ -92,14 +94,14 @@ def simulation_device_estimate(n: int, n_synapses: float, n_devices: int, states
     """Bytes one device holds for a simulation under the neuron layout (``n_devices`` 1: the same program on one
     device): its CSR block (``n_synapses / D`` weights and indices, every presynaptic row's pointer), the input
     projection's columns (gif), its neurons' states (current and next), the gathered spikes and the chunk's
-    packed raster (whole, on every device). Device bytes only: the host's copy of the network is in the
+    packed raster of its neurons. Device bytes only: the host's copy of the network is in the
     one-device estimate. No JAX."""
     d = max(1, int(n_devices))
     local, nnz = int(n) // d, float(n_synapses) / d
     structure = int(nnz * I32 + 2 * (n + 2) * I32)  # indices, and the row pointers of the E and I rows
     weights = int(nnz * F32 + n_input * local * F32)
     states = 2 * local * states_per_neuron * F32 + 2 * int(n)  # states, the gathered spikes (booleans)
-    recording = int(chunk) * (int(n) // 8 + 1)
+    recording = int(chunk) * (local // 8 + 1)
     return MemoryEstimate(structure, weights, states, 0, recording)
 
 
@@ -168,8 +170,8 @@ def _gather(spikes):
 
 
 class _ShardedProgram:
-    """A compiled sharded chunk program: ``program(t0)`` advances ``chunk`` steps and returns the packed spikes of
-    every neuron; the states stay on their devices between calls (donated)."""
+    """A compiled sharded chunk program: ``program(t0)`` advances ``chunk`` steps and returns the packed spikes,
+    one block per device side by side; the states stay on their devices between calls (donated)."""
 
     def _compile(self, per_shard, in_specs, out_specs, args, layout: Layout):
         import jax
@@ -247,7 +249,8 @@ class ShardedCobaProgram(_ShardedProgram):
         self.synapses = synapses
         self.state_bytes = 4 * local * 4
         t0 = jnp.asarray(0, dtype=jnp.int32)
-        self._compile(per_shard, (P(AXIS), P(AXIS), P()), (P(AXIS), P()), (self.state, synapses, t0), layout)
+        self._compile(per_shard, (P(AXIS), P(AXIS), P()), (P(AXIS), P(None, AXIS)), (self.state, synapses, t0),
+                      layout)
 
     def __call__(self, t0):
         self.state, packed = self.executable(self.state, self.synapses, t0)
@@ -314,9 +317,6 @@ class ShardedGifProgram(_ShardedProgram):
             w_ff, ((we, pe, ie), (wi, pi, ii)), decay = weights
             neurons = _gif_neurons(model, decay)
 
-            def fired(v):
-                return _gather(neurons.spikes(v) > 0)
-
             def body(carry, t):
                 states, every = carry
                 x = (jax.random.uniform(jax.random.fold_in(key, t), (n_input,)) < p_spike).astype(jnp.float32)
@@ -324,15 +324,15 @@ class ShardedGifProgram(_ShardedProgram):
                          + products[0](every[:n_exc], magnitude(we), pe, ie, local, native) * u.siemens)
                 d_inh = products[1](every[n_exc:], magnitude(wi), pi, ii, local, native) * u.siemens
                 states = neurons.advance(states, d_exc, d_inh)
-                every = fired(states[0])
-                return (states, every), jnp.packbits(every)
+                fired = neurons.spikes(states[0]) > 0
+                return (states, _gather(fired)), jnp.packbits(fired)
 
-            (state, _), packed = jax.lax.scan(body, (state, fired(state[0])),
+            (state, _), packed = jax.lax.scan(body, (state, _gather(neurons.spikes(state[0]) > 0)),
                                               t0 + jnp.arange(chunk, dtype=jnp.int32))
             return state, packed
 
         t0 = jnp.asarray(0, dtype=jnp.int32)
-        self._compile(per_shard, (P(AXIS), (P(None, AXIS), P(AXIS), P(AXIS)), P(), P()), (P(AXIS), P()),
+        self._compile(per_shard, (P(AXIS), (P(None, AXIS), P(AXIS), P(AXIS)), P(), P()), (P(AXIS), P(None, AXIS)),
                       (self.state, self.weights, t0, key), layout)
 
     def __call__(self, t0):
@@ -351,7 +351,7 @@ def simulate_coba_neurons(cfg, seed: int, duration_ms: float, layout: Layout, ma
     net = coba.build(cfg, seed)
     _, chunk = chunking(n_steps, max_chunk)
     program = ShardedCobaProgram(net, chunk, layout, native)
-    steps, neurons, seconds = run_chunks(program, None, n_steps, chunk, cfg.n, progress)
+    steps, neurons, seconds = run_chunks(program, None, n_steps, chunk, cfg.n, progress, layout.n_devices)
     return SimulationRecord(
         spike_step=steps, spike_neuron=neurons, is_excitatory=net.is_excitatory, n_steps=n_steps, dt=cfg.dt,
         n_synapses=net.n_synapses, build_seconds=net.build_seconds, compile_seconds=program.compile_seconds,
@@ -385,7 +385,7 @@ def simulate_gif_neurons(cfg, drive, seed: int, duration_ms: float, layout: Layo
     build_seconds = time.perf_counter() - start
     key = jax.random.fold_in(jax.random.PRNGKey(seed), 3)
     program = ShardedGifProgram(model, drive.n_input, drive.rate * cfg.dt / 1000.0, key, chunk, layout, native)
-    steps, neurons, seconds = run_chunks(program, None, n_steps, chunk, cfg.n_rec, progress)
+    steps, neurons, seconds = run_chunks(program, None, n_steps, chunk, cfg.n_rec, progress, layout.n_devices)
     exc, inh = model.exc.structure, model.inh.structure
     uses_native = native if native is not None else native_available()
     return SimulationRecord(

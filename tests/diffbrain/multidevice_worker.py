@@ -9,7 +9,9 @@ difference after them. JOB ``experiment:METHOD:CONN``: the train-network experim
 prints its device records. A fourth field ``:neurons`` runs a job under the neuron layout instead of the data
 layout (``experiment:...:neurons``: parallel = neurons). JOB ``simulate:PRESET:CONN`` (simulate-network's preset
 coba or gif, 200 steps): one device against the neuron layout on all N devices; prints the spike counts, whether
-the spikes are identical, the first step where they differ, the mean rates and both programs' XLA bytes.
+the spikes are identical, the first step where they differ, the mean rates and both programs' XLA bytes. JOB
+``simulate-experiment:PRESET:CONN``: the simulate-network experiment with parallel = neurons and auto (its
+records), and the fields its refusals name (n not a multiple of N, more devices than N, parallel = data).
 """
 
 import json
@@ -132,12 +134,40 @@ def simulate(preset: str, conn: str, kernel: str = "auto") -> dict:
                                                                                 many.argument_bytes]}
 
 
+def simulate_experiment(preset: str, conn: str) -> dict:
+    from diffbrain.errors import UserError
+    from diffbrain.experiments import get
+
+    exp = get("simulate-network")
+    base = {"preset": preset, "conn_method": conn, "n": 200, "syn_per_neuron": 20.0, "max_chunk_steps": 40,
+            "duration_ms": 20.0 if preset == "coba" else 100.0, "ff_scale": 6.0}
+    out = {}
+    for parallel in ("neurons", "auto"):
+        ds = exp({**base, "parallel": parallel})
+        out[parallel] = {**{k: ds.attrs[k] for k in ("parallel_layout", "n_devices", "device_kind")},
+                         **{k: float(ds[k]) for k in ("estimated_bytes", "estimated_device_bytes", "temp_bytes",
+                                                      "argument_bytes", "device_peak_bytes", "mean_rate")},
+                         "spikes": int(ds.sizes["spike"])}
+    refused = {}
+    for name, change in (("n", {"parallel": "neurons", "n": 202}), ("devices", {"devices": 8}),
+                         ("data", {"parallel": "data"})):
+        try:
+            exp({**base, **change})
+            refused[name] = None
+        except UserError as err:
+            refused[name] = err.field
+    out["refused"] = refused
+    return out
+
+
 if __name__ == "__main__":
     jobs = {"gradients": gradients, "training": training, "experiment": experiment, "simulate": simulate}
     out = {}
     for job in sys.argv[2:]:
         kind, method, conn, *layout = job.split(":")
-        if kind == "simulate":
+        if kind == "simulate-experiment":
+            out[job] = simulate_experiment(method, conn)
+        elif kind == "simulate":
             out[job] = simulate(method, conn, *layout)
         elif kind == "gradients" and layout == ["neurons"]:
             out[job] = neuron_gradients(method, conn)
