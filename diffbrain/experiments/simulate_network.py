@@ -134,8 +134,11 @@ def layout_of(params: dict, ctx: RunContext, estimate, limit: int | None, what: 
         ensure_fits(estimate, limit, field="n", what=what + ("" if d == 1 else f" split across {d} devices"),
                     device_share=share(d).total / max(1, on_device) if d > 1 else 1.0)
 
-    layout = choose_simulation_layout(params["parallel"], params["devices"], list(ctx.devices) or jax.devices(), n,
-                                      check)
+    # this process's devices only: the packed spikes are read back by the host that simulates (a mesh spanning
+    # several processes' devices would leave each process only its own blocks)
+    here = jax.process_index()
+    available = [d for d in (list(ctx.devices) or jax.devices()) if getattr(d, "process_index", here) == here]
+    layout = choose_simulation_layout(params["parallel"], params["devices"], available, n, check)
     return layout, share(layout.n_devices)
 
 
