@@ -173,14 +173,11 @@ class _ShardedProgram:
     """A compiled sharded chunk program: ``program(t0)`` advances ``chunk`` steps and returns the packed spikes,
     one block per device side by side; the states stay on their devices between calls (donated)."""
 
-    def _compile(self, per_shard, in_specs, out_specs, args, layout: Layout):
+    def _compile(self, per_shard, in_specs, out_specs, args, layout: Layout, mesh):
         import jax
 
-        from diffbrain.network.parallel import mesh_of
-
-        self.layout = layout
-        self.mesh = mesh_of(layout, AXIS, explicit=False)
-        sharded = jax.shard_map(per_shard, mesh=self.mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+        self.layout, self.mesh = layout, mesh
+        sharded = jax.shard_map(per_shard, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
         start = time.perf_counter()
         self.executable = jax.jit(sharded, donate_argnums=0).lower(*args).compile()
         self.compile_seconds = time.perf_counter() - start
@@ -200,6 +197,7 @@ class ShardedCobaProgram(_ShardedProgram):
         from diffbrain.network.coba import coba_step
         from diffbrain.network.connectivity import Structure
         from diffbrain.network.events import deliver_split, native_available
+        from diffbrain.network.neuron_parallel import CSRBlocks
         from diffbrain.network.parallel import mesh_of
 
         cfg = net.cfg
@@ -208,7 +206,6 @@ class ShardedCobaProgram(_ShardedProgram):
         n, n_exc, d = cfg.n, cfg.n_exc, layout.n_devices
         local = n // d
         mesh = mesh_of(layout, AXIS, explicit=False)
-        from diffbrain.network.neuron_parallel import CSRBlocks
 
         if self.native:
             whole = Structure(n, n, np.concatenate([net.exc.indptr, net.inh.indptr[1:] + net.exc.nnz]),
@@ -250,7 +247,7 @@ class ShardedCobaProgram(_ShardedProgram):
         self.state_bytes = 4 * local * 4
         t0 = jnp.asarray(0, dtype=jnp.int32)
         self._compile(per_shard, (P(AXIS), P(AXIS), P()), (P(AXIS), P(None, AXIS)), (self.state, synapses, t0),
-                      layout)
+                      layout, mesh)
 
     def __call__(self, t0):
         self.state, packed = self.executable(self.state, self.synapses, t0)
@@ -333,7 +330,7 @@ class ShardedGifProgram(_ShardedProgram):
 
         t0 = jnp.asarray(0, dtype=jnp.int32)
         self._compile(per_shard, (P(AXIS), (P(None, AXIS), P(AXIS), P(AXIS)), P(), P()), (P(AXIS), P(None, AXIS)),
-                      (self.state, self.weights, t0, key), layout)
+                      (self.state, self.weights, t0, key), layout, mesh)
 
     def __call__(self, t0):
         self.state, packed = self.executable(self.state, self.weights, t0, self.key)
