@@ -13,7 +13,10 @@ Full run (issue 12): n_rec 800 and 3200, batch 64, T 1000, bptt and expsm_diag, 
 ``--quick``: n_rec 100, batch 16, T 200, 2 timed steps (a few minutes).
 
     python bench/multidevice.py [--quick] [--devices 1,2,4] [--methods bptt,expsm_diag] [--n-rec 800,3200]
-                                [--layouts data,neurons]
+                                [--layouts data,neurons] [--compile-only]
+
+``--compile-only`` compiles each step without running it (temp bytes, no seconds): for sizes whose one-device step
+does not fit the machine's memory (n_rec 3200 BPTT at T 1000 and batch 64 needs ~16 GB).
 """
 
 from __future__ import annotations
@@ -38,9 +41,31 @@ print("RESULT " + json.dumps(out))
 """
 
 
-def measure(params: dict, layout: str, devices: int, timeout: float) -> dict:
+# --compile-only: the scaling-probe's trainer (same configuration, same layout), compiled and not run, for sizes
+# whose one-device step does not fit this machine's memory (XLA's memory analysis needs no allocation)
+COMPILE_CHILD = """
+import json, sys
+import jax
+from diffbrain.experiments.scaling_probe import PARAMS
+from diffbrain.network.config import NETWORK_PARAMS, NetworkConfig, TaskConfig, TrainConfig, probe_task
+from diffbrain.network.parallel import choose_layout
+from diffbrain.network.training import Trainer
+p = {**{q.name: q.default for q in NETWORK_PARAMS + PARAMS}, **json.loads(sys.argv[1])}
+layout = choose_layout(p["parallel"], p["devices"], jax.devices(), p["batch_size"], p["n_rec"], p["method"])
+trainer = Trainer(NetworkConfig.from_params(p), TaskConfig(**probe_task(p["n_steps"], p["dt"])).check(p["dt"]),
+                  TrainConfig(method=p["method"], etrace_decay=p["etrace_decay"], batch_size=p["batch_size"]),
+                  seed=0, layout=layout)
+stats = trainer.compile()
+print("RESULT " + json.dumps({"compile_seconds": stats.seconds, "temp_bytes": stats.temp_bytes,
+                              "argument_bytes": stats.argument_bytes, "step_seconds_median": None,
+                              "parallel_layout": layout.kind, "n_devices": layout.n_devices,
+                              "sparse_impl": trainer.model.sparse_impl}))
+"""
+
+
+def measure(params: dict, layout: str, devices: int, timeout: float, compile_only: bool = False) -> dict:
     params = {**params, "parallel": layout if devices > 1 else "none", "devices": devices}
-    return run_child(CHILD, params, timeout,
+    return run_child(COMPILE_CHILD if compile_only else CHILD, params, timeout,
                      {"JAX_PLATFORMS": "cpu", "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
 
 
@@ -56,7 +81,8 @@ def summarise(points: list[dict]) -> dict:
             "temp_bytes_ratio": p["temp_bytes"] / base["temp_bytes"],
             "argument_bytes_ratio": p["argument_bytes"] / base["argument_bytes"],
             "goal_at_most": 1.3 / p["devices"],
-            "step_seconds_ratio": p["step_seconds_median"] / base["step_seconds_median"],
+            "step_seconds_ratio": (p["step_seconds_median"] / base["step_seconds_median"]
+                                   if p["step_seconds_median"] and base["step_seconds_median"] else None),
         }
     return out
 
@@ -69,6 +95,7 @@ def main() -> None:
     ap.add_argument("--n-rec", default=None)
     ap.add_argument("--layouts", default="data,neurons")
     ap.add_argument("--timeout", type=float, default=3600.0)
+    ap.add_argument("--compile-only", action="store_true", help="compile each step and read its memory; do not run")
     args = ap.parse_args()
     if args.quick:
         base = {"batch_size": 16, "n_steps": 200, "steps": 2, "warmup": 1}
@@ -85,7 +112,7 @@ def main() -> None:
             runs = [("none", 1)] if 1 in devices else []  # side by side for each configuration
             runs += [(layout, d) for layout in args.layouts.split(",") for d in devices if d > 1]
             for layout, d in runs:
-                points.append(measure(params, layout, d, args.timeout))
+                points.append(measure(params, layout, d, args.timeout, args.compile_only))
                 print(json.dumps(points[-1]), file=sys.stderr)
     print(json.dumps({"uptime": os.getloadavg(), "points": points, "ratios": summarise(points)}, indent=1))
 

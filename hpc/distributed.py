@@ -12,17 +12,27 @@ Only process 0 writes the store. Every process must run the same points in the s
 pair up), so process 0 decides which points of a pack run and leaves that list in the work folder
 (:func:`share_plan`), and the others read it (:func:`read_plan`) instead of looking at a store that process 0
 may already be writing.
+
+When a point fails on another process, that process leaves a note in the work folder (:func:`report_failure`:
+its index and error) before it stops. Process 0 may then be blocked in a collective that will never complete
+(JAX would only notice the missing process after its heartbeat timeout, 100 s, and then end process 0 without
+a record), so while it runs a point a :class:`FailureWatch` thread looks for such notes and, on the first,
+records the point as failed naming that process and ends process 0 at once.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 PLAN_WAIT_S = 600.0  # how long a process waits for process 0's list of points (it may still be starting)
+WATCH_EVERY_S = 0.5  # how often process 0 looks for another process's failure note while it runs a point
 
 
 @dataclass(frozen=True)
@@ -155,3 +165,74 @@ def read_plan(path: Path, wait_s: float = PLAN_WAIT_S) -> list[str]:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"process 0 left no list of points at {path} within {wait_s:.0f} s") from None
             time.sleep(0.2)
+
+
+def _note_prefix(work_dir: str | Path, group: ProcessGroup, point_id: str) -> tuple[Path, str]:
+    restart = os.environ.get("SLURM_RESTART_COUNT", "0")
+    return Path(work_dir) / "distributed", f"{group.job or 'job'}-r{restart}-{point_id}-failed-p"
+
+
+def report_failure(work_dir: str | Path, group: ProcessGroup, point_id: str, error: str) -> Path:
+    """Another process: leave a note that ``point_id`` failed here (read by process 0's :class:`FailureWatch`)."""
+    folder, prefix = _note_prefix(work_dir, group, point_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{prefix}{group.index}.json"
+    staged = path.with_suffix(f".{os.getpid()}.tmp")
+    staged.write_text(json.dumps({"process": group.index, "count": group.count, "error": error}))
+    os.replace(staged, path)
+    return path
+
+
+def failures(work_dir: str | Path, group: ProcessGroup, point_id: str, only: int | None = None) -> list[dict]:
+    """The failure notes processes left for ``point_id`` in this job (and requeue), lowest process first
+    (``only``: that process's)."""
+    folder, prefix = _note_prefix(work_dir, group, point_id)
+    notes = []
+    for path in sorted(folder.glob(f"{prefix}{'*' if only is None else only}.json")):
+        try:
+            notes.append(json.loads(path.read_text()))
+        except (OSError, ValueError):  # being renamed into place: read next time
+            continue
+    return sorted(notes, key=lambda n: n["process"])
+
+
+class FailureWatch:
+    """Process 0, while it runs one point: a thread that looks every ``every_s`` for another process's failure
+    note for that point and calls ``on_failure(note)`` on the first (which records the point and ends the
+    process: the main thread may be stuck in a collective). ``fired`` says whether it did; after the ``with``
+    block it never fires."""
+
+    def __init__(self, work_dir: str | Path, group: ProcessGroup, point_id: str, on_failure: Callable[[dict], None],
+                 every_s: float = WATCH_EVERY_S):
+        self.work_dir, self.group, self.point_id = work_dir, group, point_id
+        self.on_failure, self.every_s = on_failure, every_s
+        self.fired = False
+        self._stop, self._lock = threading.Event(), threading.Lock()
+        self._thread = threading.Thread(target=self._watch, name=f"failure-watch-{point_id}", daemon=True)
+
+    def __enter__(self) -> FailureWatch:
+        if self.group.distributed and self.group.writes:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:  # waits while a firing watch records the point
+            self._stop.set()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.every_s):
+            notes = failures(self.work_dir, self.group, self.point_id)
+            if notes:
+                with self._lock:
+                    if self._stop.is_set():
+                        return
+                    self.fired = True
+                    self.on_failure(notes[0])
+                return
+
+
+def end_process(code: int = 1) -> None:
+    """End this process now (its main thread may be blocked in a collective that never completes)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

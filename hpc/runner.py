@@ -111,14 +111,33 @@ def run_point(store: str, work_dir: str, task: PointTask) -> str:
                      progress=ProgressLog(task.point_id), devices=devices, writes_checkpoints=group.writes)
     started, t0 = provenance.now_iso(), time.perf_counter()
     result, error = None, None
+
+    def failed_elsewhere(note: dict) -> None:  # process 0, from its watch thread: another process's part failed
+        why = (f"process {note['process']} of {note['count']} failed while process 0 was still in the point "
+               f"(its collectives would never complete):\n{note['error']}")
+        record = point_record(task, FAILED, why, started, provenance.now_iso(), time.perf_counter() - t0, devices,
+                              processes=group.record())
+        try:
+            write_point(store, task.point_id, None, record)
+        except PointExists as err:
+            log(f"  {task.point_id}: {err}")
+        log(f"  {task.point_id}: failed on process {note['process']} of {note['count']}; recorded as failed, "
+            "this process stops")
+        shutil.rmtree(ckpt, ignore_errors=True)
+        distributed.end_process(1)
+
+    watch = distributed.FailureWatch(work_dir, group, task.point_id, failed_elsewhere)
     try:
-        result = exp.run(exp.validate(task.params), ctx)
-        error = check_result(exp, result)
+        with watch:
+            result = exp.run(exp.validate(task.params), ctx)
+            error = check_result(exp, result)
     except Exception:  # a failing point is recorded and the pack goes on (signals are BaseException)
         error = traceback.format_exc()
+    if watch.fired:  # recorded by the watch
+        return FAILED
     wall = time.perf_counter() - t0
     if not group.writes:
-        return _computed_elsewhere(task, group, error)
+        return _computed_elsewhere(task, group, error, work_dir)
     record = point_record(task, FAILED if error else COMPLETE, error, started, provenance.now_iso(), wall, devices,
                           processes=group.record())
     import xarray as xr
@@ -137,11 +156,14 @@ def run_point(store: str, work_dir: str, task: PointTask) -> str:
     return record.status
 
 
-def _computed_elsewhere(task: PointTask, group: distributed.ProcessGroup, error: str | None) -> str:
-    """A process other than 0 after the point: nothing to write. If its part failed, the task stops here (it
-    must not start the next point while process 0 may still wait in this one's collectives: process 0 then
-    fails when JAX sees this process gone, and records the point)."""
+def _computed_elsewhere(task: PointTask, group: distributed.ProcessGroup, error: str | None,
+                        work_dir: str) -> str:
+    """A process other than 0 after the point: nothing to write. If its part failed, it leaves a note for process
+    0 (which records the point as failed, naming this process, and stops) and the task stops here (it must not
+    start the next point while process 0 may still wait in this one's collectives)."""
     if error:
+        if not distributed.failures(work_dir, group, task.point_id, only=group.index):  # a fresh child's stays
+            distributed.report_failure(work_dir, group, task.point_id, error)
         log(f"  {task.point_id}: process {group.index} of {group.count} failed; process 0 records the point:\n"
             f"{error}")
         raise RuntimeError(f"point {task.point_id} failed on process {group.index} of {group.count}")
@@ -212,7 +234,11 @@ def run_point_fresh(store: str, work_dir: str, task: PointTask) -> str:
     code, tail = run_in_process_child(payload, task.point_id)
     group = distributed.process_group()
     if not group.writes:
-        return _computed_elsewhere(task, group, f"its process ended with {_describe_exit(code)}" if code else None)
+        return _computed_elsewhere(task, group, f"its process ended with {_describe_exit(code)}:\n{tail}"
+                                   if code else None, work_dir)
+    notes = distributed.failures(work_dir, group, task.point_id) if group.distributed else []
+    if notes:  # the point's process recorded it as failed on another process's note: the task stops here
+        raise RuntimeError(f"point {task.point_id} failed on process {notes[0]['process']} of {notes[0]['count']}")
     state = state_of(read_point_attrs(store, task.point_id))
     if state != INCOMPLETE:
         return state

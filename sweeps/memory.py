@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from sweeps.errors import SpecError
 
 DEFAULT_GPU_GB = 16.0  # a GPU of unknown size: the smallest common data-centre one (V100 16 GB, T4)
-OFF = {"0", "off", "no", "false", "none"}
 
 
 def enabled(environ=os.environ) -> bool:
-    return environ.get("DIFFBRAIN_MEMORY_PLAN", "").strip().lower() not in OFF
+    """The plan is on unless ``DIFFBRAIN_MEMORY_PLAN`` is off (the run's fit check follows the same switch)."""
+    from diffbrain.experiments.planning import enabled as planner_enabled
+
+    return planner_enabled(environ)
 
 
 def budget_of(resources, executor: str):
@@ -52,7 +54,8 @@ class ShapeRow:
     first_point: str
     points: int = 0
     footprint: object = None
-    placement: object = None
+    placement: object = None  # the layout the run will take on the resources' devices (the run's own rule)
+    fewest: object = None  # the fewest devices on which some layout fits
 
 
 @dataclass
@@ -114,9 +117,9 @@ class Collector:
                 by_budget.setdefault(repr(row.budget), []).append(row)
             try:
                 for rows in by_budget.values():
-                    for row, (fp, placement) in zip(rows, plan_shapes([r.shape for r in rows], rows[0].budget),
-                                                    strict=True):
-                        row.footprint, row.placement = fp, placement
+                    for row, (fp, placement, fewest) in zip(
+                            rows, plan_shapes([r.shape for r in rows], rows[0].budget), strict=True):
+                        row.footprint, row.placement, row.fewest = fp, placement, fewest
             except (RuntimeError, OSError) as err:
                 self.plan.error = str(err)
         return self.plan
@@ -150,17 +153,19 @@ def lines(plan: MemoryPlan, table_of) -> list[str]:
     if not plan.rows:
         return []
     out = ["memory per device (XLA's memory analysis of compiled proxies, extrapolated; neurons: estimated):"]
-    header = ["shape", "points", "per device", "layout", "devices", "nodes", "limit"]
+    header = ["shape", "points", "per device", "layout", "devices", "nodes", "fewest", "limit"]
     table = []
     for row in plan.rows:
         s, p = row.shape, row.placement
         conn = s["conn_method"] + (f" p={s['conn_prob']:g}" if s["conn_method"] in ("rand", "gaussian") else
                                    f" k={s['conn_num']}" if s["conn_method"] in ("fixed_in", "fixed_out") else "")
         name = f"{s['method']} n_rec={s['n_rec']} {conn} ({s['impl']}) B={s['batch']} T={s['n_steps']}"
-        table.append([name, str(row.points), _gb(p.device_bytes), p.describe() + ("" if p.measured_layout else "*"),
-                      str(p.devices), str(p.nodes), describe_budget(row.budget) + ("" if p.fits else "  FITS NOWHERE")])
+        table.append([name, str(row.points), _gb(p.device_bytes), _layout(p), str(p.devices), str(p.nodes),
+                      _fewest(row.fewest), describe_budget(row.budget) + ("" if p.fits else "  FITS NOWHERE")])
     out += ["  " + line for line in table_of(table, header).splitlines()]
-    if any(not r.placement.measured_layout for r in plan.rows):
+    out.append("  layout: what the run takes on all the resources' devices (its own rule); fewest: the fewest devices "
+               "on which a layout fits")
+    if any(not p.measured_layout for r in plan.rows for p in (r.placement, r.fewest) if p is not None):
         out.append("  * the neurons layout is estimated (that layout's own count of blocks, states and gathered "
                    "spikes), not measured")
     if plan.not_planned:
@@ -168,8 +173,20 @@ def lines(plan: MemoryPlan, table_of) -> list[str]:
     return out
 
 
+def _layout(p) -> str:
+    return p.describe() + ("" if p.measured_layout else "*")
+
+
+def _fewest(p) -> str:
+    """The fewest devices that fit, as ``data x2 (12.5 GB, 1 node)``; ``-`` when none does."""
+    if p is None or not p.fits:
+        return "-"
+    return f"{_layout(p)} ({_gb(p.device_bytes)}, {p.nodes} node{'s' if p.nodes != 1 else ''})"
+
+
 def refuse(plan: MemoryPlan) -> None:
-    """SpecError (exit 2) for the first shape that fits no layout within its resources."""
+    """SpecError (exit 2) for the first shape the run would refuse on its resources: no layout it may take fits
+    (``memory``), or its own ``parallel``/``devices`` cannot be met there (``parallel``)."""
     for row in plan.rows:
         p = row.placement
         if p is None or p.fits:
@@ -177,11 +194,16 @@ def refuse(plan: MemoryPlan) -> None:
         s, b = row.shape, row.budget
         what = (f"point {row.first_point} ({s['method']}, n_rec={s['n_rec']}, batch_size={s['batch']}, "
                 f"{s['n_steps']} steps" + (f", and {row.points - 1} more like it" if row.points > 1 else "") + ")")
+        if p.refused_for == "layout":  # the run would refuse its parallel/devices request on these resources
+            raise SpecError("parallel", f"{what}: the run would refuse its layout on {describe_budget(b)} "
+                                        f"({p.problem})", "give parallel and devices that these resources can meet")
         limit = describe_budget(b)
         fix = ("ask for more GPUs or nodes (gpus_per_node, nodes) or larger GPUs (gpu_memory_gb), or lower "
                "n_rec, batch_size or the trial length" if b.kind == "gpu" else
                "give the task more memory (mem_gb) or GPUs (gpus_per_node), or lower n_rec, batch_size or "
                "the trial length")
+        if p.problem.startswith("parallel auto would use"):  # the point's own layout does not fit; auto's does
+            fix = f"{p.problem}, or {fix}"
         raise SpecError("memory", f"{what} needs {_gb(p.device_bytes)} per device at best ({p.describe()} on "
                                   f"{p.devices} device{'s' if p.devices != 1 else ''}) but the resources give "
                                   f"{limit}", fix)

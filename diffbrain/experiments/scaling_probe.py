@@ -67,13 +67,20 @@ def run(params: dict, ctx: RunContext):
     train_cfg = TrainConfig(method=params["method"], etrace_decay=params["etrace_decay"], remat=params["remat"],
                             lr=params["lr"], batch_size=params["batch_size"],
                             iterations=params["warmup"] + params["steps"])
+    from diffbrain.network.device_fit import analytic_need, step_fit
     from diffbrain.network.memory import ensure_fits, network_estimate
     from diffbrain.network.parallel import choose_layout, device_peak_bytes, device_record, neurons_device_estimate
     from diffbrain.network.planner import planned_bytes
 
-    layout = choose_layout(params["parallel"], params["devices"], list(ctx.devices) or jax.devices(),
-                           params["batch_size"], params["n_rec"], params["method"])
+    available = list(ctx.devices) or jax.devices()
     estimate = network_estimate(net_cfg, task_cfg.n_in, 2, params["method"], params["batch_size"], params["n_steps"])
+    ensure_fits(estimate, field="n_rec", what=f"the network of n_rec={params['n_rec']}", check_device=False)
+    # the layout whose bytes per device fit a device: the planner's cached figure, else the analytic one (the
+    # rule sweep plan applies)
+    fit = step_fit(memory_shape(params), analytic_need(net_cfg, task_cfg.n_in, params["method"],
+                                                       params["batch_size"], params["n_steps"]), available)
+    layout = choose_layout(params["parallel"], params["devices"], available, params["batch_size"], params["n_rec"],
+                           params["method"], memory=fit)
     share = network_estimate(net_cfg, task_cfg.n_in, 2, params["method"], layout.local_batch(params["batch_size"]),
                              params["n_steps"])
     if layout.kind == "neurons":
@@ -81,9 +88,8 @@ def run(params: dict, ctx: RunContext):
 
         share = neurons_device_estimate(params["n_rec"], task_cfg.n_in, 2, layout.n_devices, params["method"],
                                         params["batch_size"], params["n_steps"], net_cfg.conn_method != "dense",
-                                        n_synapses=expected_synapses(net_cfg))
-    ensure_fits(estimate, field="n_rec", what=f"the network of n_rec={params['n_rec']}",
-                device_share=share.total / estimate.total)
+                                        n_synapses=expected_synapses(net_cfg), sparse_impl=net_cfg.sparse_impl)
+    limit = fit.limit(layout.n_devices)
     trainer = Trainer(net_cfg, task_cfg, train_cfg, seed=params["seed"], layout=layout)
     assert trainer.task.n_steps == params["n_steps"], (trainer.task.n_steps, params["n_steps"])
     stats = trainer.compile()
@@ -111,6 +117,8 @@ def run(params: dict, ctx: RunContext):
             "device_peak_bytes": scalar(device_peak_bytes(layout.devices), "bytes"),
             "planned_device_bytes": scalar(planned_bytes(memory_shape(params), layout.kind, layout.n_devices),
                                            "bytes"),
+            "checked_device_bytes": scalar(fit.need(layout.kind, layout.n_devices), "bytes"),
+            "device_limit_bytes": scalar(float("nan") if limit is None else limit, "bytes"),
             "loss": scalar(loss, "1"),
             "accuracy": scalar(acc, "1"),
             "n_steps": scalar(params["n_steps"], "1", np.int64),
@@ -118,7 +126,7 @@ def run(params: dict, ctx: RunContext):
         attrs={"method": params["method"], "conn_method": params["conn_method"], "n_rec": params["n_rec"],
                "batch_size": params["batch_size"], "device": str(layout.devices[0]),
                "sparse_impl": trainer.model.sparse_impl,  # the operator auto resolved to
-               **device_record(layout)},
+               **device_record(layout), "device_bytes_source": fit.source},
     )
 
 

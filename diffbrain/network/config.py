@@ -144,7 +144,8 @@ TRAINING_PARAMS: tuple[Param, ...] = (
     Param("parallel", str, "auto", "devices for one training step: none (one device), data (the batch split across "
           "`devices`; it must divide batch_size), neurons (the recurrent neurons split across `devices`; it must "
           "divide n_rec; bptt or expsm_diag) or auto (data on the most devices, up to `devices`, that divide "
-          "the batch)", choices=PARALLEL),
+          "the batch when a device's share fits its memory, else neurons over them when that fits, else refused)",
+          choices=PARALLEL),
     Param("devices", int, 0, "devices a training step may use (0: every device this process sees)", low=0),
     Param("grad_check_every", int, 0,
           "every K iterations, compare the method's gradient with BPTT's on the current batch (0: never)", low=0),

@@ -104,11 +104,13 @@ def available() -> tuple[int, int | None, str]:
 
 
 def ensure_fits(est: MemoryEstimate, limit_bytes: int | None = None, field: str = "n", what: str = "the network",
-                device_share: float = 1.0) -> None:
+                device_share: float = 1.0, check_device: bool = True) -> None:
     """Raise :class:`BadInput` naming ``field`` when ``est`` cannot fit.
 
     ``limit_bytes`` (a user's cap) replaces the host's available memory; on an accelerator the
-    device's free bytes also bound the device part (everything but the host copies).
+    device's free bytes also bound the device part (everything but the host copies), unless
+    ``check_device`` is False (a training step's layout choice checks its devices itself:
+    :mod:`diffbrain.network.device_fit`).
     """
     host, device, name = available()
     host_limit = int(limit_bytes) if limit_bytes else host
@@ -117,7 +119,7 @@ def ensure_fits(est: MemoryEstimate, limit_bytes: int | None = None, field: str 
         raise BadInput(field, f"{what} needs about {need / GB:.2f} GB ({_parts(est)}) but "
                        f"{'the limit is' if limit_bytes else 'the host has'} {host_limit / GB:.2f} GB available",
                        "lower the size or the connectivity, or run where more memory is free")
-    if device is not None:
+    if device is not None and check_device:
         on_device = int((est.total - est.weights / 2 - est.structure / 2) * device_share)
         if on_device > device:
             raise BadInput(field, f"{what} needs about {on_device / GB:.2f} GB on {name} but it has "

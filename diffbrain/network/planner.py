@@ -32,6 +32,10 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from diffbrain.network.parallel import MemoryFit
 
 VERSION = 2  # bump when what is measured or fitted changes (older cache files are then ignored)
 F32 = 4
@@ -130,6 +134,8 @@ class Placement:
     device_bytes: float
     fits: bool
     measured_layout: bool = True
+    problem: str = ""  # the run's refusal (run_placement): its fix (memory) or its whole message (layout)
+    refused_for: str = ""  # "memory" (no layout fits) or "layout" (the request itself cannot be met), else empty
 
     def describe(self) -> str:
         return "none" if self.kind == "none" else f"{self.kind} x{self.devices}"
@@ -272,6 +278,12 @@ def _compile_main() -> None:
     json.dump([fit(design, [measure(proxy) for proxy in design]).to_json() for design in designs], sys.stdout)
 
 
+def enabled(environ: Mapping = os.environ) -> bool:
+    """False when ``DIFFBRAIN_MEMORY_PLAN`` is off (0, off, no, false, none): ``sweep plan`` compiles no proxies
+    and a run checks its memory with the analytic estimate only."""
+    return environ.get("DIFFBRAIN_MEMORY_PLAN", "").strip().lower() not in {"0", "off", "no", "false", "none"}
+
+
 # -- the cache and the subprocess ---------------------------------------------------------------------------
 
 
@@ -338,9 +350,9 @@ def layout_bytes(fp: Footprint, kind: str, devices: int) -> float:
 
     ``data``: the step at B/D trials (XLA measured the per-trial terms), the weights, optimiser state and
     structure replicated. ``neurons``: estimated, not measured: the neuron layout's own analytic count
-    (:func:`diffbrain.network.parallel.neurons_device_estimate`: its column blocks, or CSR blocks under BPTT,
-    its neurons' states and traces, the all-gathered spikes), and never less than the measured step split by
-    D plus the gathered spikes (float32, per trial; BPTT keeps them for every step).
+    (:func:`diffbrain.network.parallel.neurons_device_estimate`: its column blocks, CSR blocks under BPTT or
+    slots under ES-D-RTRL, its neurons' states and traces, the all-gathered spikes), and never less than the
+    measured step split by D plus the gathered spikes (float32, per trial; BPTT keeps them for every step).
     """
     from diffbrain.network.parallel import neurons_device_estimate
 
@@ -350,8 +362,10 @@ def layout_bytes(fp: Footprint, kind: str, devices: int) -> float:
     if kind == "data":
         return fp.step_bytes(s["batch"] / devices)
     gathered = s["batch"] * s["n_rec"] * F32 * (s["n_steps"] if s["method"] == "bptt" else 2)
+    impl = s["impl"] if s["impl"] in ("event", "masked_dense") else "auto"
     analytic = neurons_device_estimate(s["n_rec"], s["n_in"], 2, devices, s["method"], s["batch"], s["n_steps"],
-                                       sparse=s["conn_method"] != "dense", n_synapses=fp.synapses()).total
+                                       sparse=s["conn_method"] != "dense", n_synapses=fp.synapses(),
+                                       sparse_impl=impl).total
     return max(float(analytic), fp.step_bytes() / devices + gathered)
 
 
@@ -391,6 +405,46 @@ def place(fp: Footprint, budget: DeviceBudget, parallel: str = "auto", devices: 
         if option.fits:
             return option
     return min(options, key=lambda o: o.device_bytes)
+
+
+def memory_fit(fp: Footprint, limit: float | None, where: str) -> MemoryFit:
+    """The planner's figures as :func:`~diffbrain.network.parallel.choose_layout` checks them: ``fp``'s bytes
+    per device for each layout against ``limit`` bytes per device (None: unknown)."""
+    from diffbrain.network.parallel import MemoryFit
+
+    return MemoryFit(lambda kind, n: layout_bytes(fp, kind, n), lambda n: limit, "planner", where)
+
+
+def run_placement(fp: Footprint, budget: DeviceBudget, parallel: str = "auto", devices: int = 0) -> Placement:
+    """The layout the run itself will take on ``budget``'s devices (every GPU of every node, or the one CPU
+    device): :func:`~diffbrain.network.parallel.choose_layout` with this footprint's bytes, the rule the run
+    applies. When the run would refuse the point, the layout it would come closest with, ``fits=False`` and
+    ``problem`` saying why."""
+    from diffbrain.network.parallel import DoesNotFit, auto_layouts, choose_layout
+    from diffbrain.params import ParamError
+
+    s = fp.shape
+    # a GPU budget's devices, every process's; on the CPU, the point's own count (forced host devices) or one
+    seen = list(range(budget.devices if budget.kind == "gpu" else max(1, devices)))
+    fit = memory_fit(fp, budget.usable_bytes, f"each device may hold {_gb(budget.usable_bytes)}"
+                     if budget.usable_bytes is not None else "memory unknown")
+    try:
+        layout = choose_layout(parallel, devices, seen, s["batch"], s["n_rec"], s["method"], memory=fit)
+        problem = ""
+    except DoesNotFit as err:
+        tried = auto_layouts(devices, seen, s["batch"], s["n_rec"], s["method"]) if parallel == "auto" else [
+            choose_layout(parallel, devices, seen, s["batch"], s["n_rec"], s["method"])]
+        layout, problem = min(tried, key=lambda t: layout_bytes(fp, t.kind, t.n_devices)), err.fix
+    except ParamError as err:  # the run refuses the request itself (an uneven split, the method)
+        return Placement(parallel, devices or len(seen), 1, fp.step_bytes(), False, True, err.message, "layout")
+    n = layout.n_devices
+    nodes = math.ceil(n / max(1, budget.per_node)) if budget.kind == "gpu" else 1
+    return Placement(layout.kind, n, nodes, layout_bytes(fp, layout.kind, n), not problem, layout.kind != "neurons",
+                     problem, "memory" if problem else "")
+
+
+def _gb(value: float) -> str:
+    return f"{value / 1e9:.3g} GB" if value >= 1e8 else f"{value / 1e6:.3g} MB"
 
 
 def planned_bytes(shape: Mapping | None, kind: str, devices: int) -> float:

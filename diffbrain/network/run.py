@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +29,11 @@ from diffbrain.network.config import (
     resolve_training,
 )
 from diffbrain.network.connectivity import expected_synapses
+from diffbrain.network.device_fit import analytic_need, step_fit
 from diffbrain.network.memory import MemoryEstimate, ensure_fits, network_estimate
 from diffbrain.network.parallel import (
     Layout,
+    MemoryFit,
     choose_layout,
     device_peak_bytes,
     device_record,
@@ -123,36 +126,65 @@ def _check(trainer: Trainer, iteration: int, checks: dict) -> None:
             checks[f"{stat}_{p}"].append(stats[p][stat])
 
 
-def check_fits(params: dict, layout: Layout | None = None) -> tuple[MemoryEstimate, MemoryEstimate]:
-    """The memory estimates (whole run, one device's share) of a run of validated ``params`` on ``layout``
-    (None: one device); BadInput (field ``n_rec``) when it cannot fit."""
+@dataclass(frozen=True)
+class RunPlan:
+    """A run's layout and its memory figures: ``estimate`` (the whole run, analytic), ``share`` (one device's
+    share of it, analytic), ``fit`` (what the layout was checked against; None for a simulation)."""
+
+    layout: Layout
+    estimate: MemoryEstimate
+    share: MemoryEstimate
+    fit: MemoryFit | None = None
+
+    def record(self) -> dict:
+        """The fit check's figures for the point's memory record: what it compared, and the limit (NaN unknown)."""
+        if self.fit is None:  # a simulation: checked by the analytic estimate alone (ensure_fits)
+            return {"checked_device_bytes": float("nan"), "device_limit_bytes": float("nan")}
+        n = self.layout.n_devices
+        limit = self.fit.limit(n)
+        return {"checked_device_bytes": float(self.fit.need(self.layout.kind, n)),
+                "device_limit_bytes": float("nan") if limit is None else float(limit)}
+
+
+def plan_run(params: dict, available: Sequence) -> RunPlan:
+    """The layout of a run of validated ``params`` on ``available`` devices and its memory check: the host's
+    memory by the analytic estimate (:func:`ensure_fits`), and for training a layout whose bytes per device fit a
+    device (:func:`choose_layout` with :func:`diffbrain.network.device_fit.step_fit`: the planner's cached fit of
+    the point's family, else the analytic estimate: the rule ``sweep plan`` applies). BadInput / ParamError
+    (``n_rec`` when nothing fits, ``parallel`` when the asked layout does not) otherwise."""
     net_cfg, task_cfg = NetworkConfig.from_params(params), TaskConfig.from_params(params)
     training = params["mode"] == "train"
     method = params["method"] if training else "simulation"
     n_steps = task_cfg.n_steps(net_cfg.dt)
-    batch = max(params["batch_size"] if training else 1, params["test_batch"])
-    estimate = network_estimate(net_cfg, task_cfg.n_in, 2, method, batch, n_steps)
-    share = estimate
-    if layout is not None and layout.kind == "data" and training:  # the final test runs on one device
-        local = layout.local_batch(params["batch_size"])
-        share = network_estimate(net_cfg, task_cfg.n_in, 2, method, max(local, params["test_batch"]), n_steps)
-    if layout is not None and layout.kind == "neurons" and training:  # the step's share on one device
-        share = neurons_device_estimate(net_cfg.n_rec, task_cfg.n_in, 2, layout.n_devices, method,
-                                        params["batch_size"], n_steps, sparse=net_cfg.conn_method != "dense",
-                                        n_synapses=expected_synapses(net_cfg))
-    ensure_fits(estimate, field="n_rec", what=f"the network of n_rec={net_cfg.n_rec} ({net_cfg.conn_method})",
-                device_share=share.total / estimate.total)
-    return estimate, share
-
-
-def layout_of(params: dict, ctx: RunContext) -> Layout:
-    """The layout of a run's training step from ``parallel`` and ``devices`` (ParamError when they cannot be met)."""
-    available = list(ctx.devices) or jax.devices()
-    batch = params["batch_size"] if params["mode"] == "train" else 1
-    if params["parallel"] == "neurons" and params["conn_method"] == "connectome":
+    batch = params["batch_size"] if training else 1
+    generated = params["conn_method"] != "connectome"
+    if params["parallel"] == "neurons" and not generated:
         raise ParamError("parallel", "the neuron layout splits generated networks, not a connectome's wiring",
                          "use parallel data or none for conn_method connectome")
-    return choose_layout(params["parallel"], params["devices"], available, batch, params["n_rec"], params["method"])
+    estimate = network_estimate(net_cfg, task_cfg.n_in, 2, method, max(batch, params["test_batch"]), n_steps)
+    what = f"the network of n_rec={net_cfg.n_rec} ({net_cfg.conn_method})"
+    ensure_fits(estimate, field="n_rec", what=what, check_device=not training)  # a training step's: below
+    fit = None
+    if training:
+        need = analytic_need(net_cfg, task_cfg.n_in, method, batch, n_steps, params["test_batch"])
+        fit = step_fit(training_shape(params), need, available)
+    layout = choose_layout(params["parallel"], params["devices"], available, batch, params["n_rec"],
+                           params["method"], memory=fit, generated=generated)
+    share = estimate
+    if layout.kind == "data" and training:  # the final test runs on one device
+        local = layout.local_batch(batch)
+        share = network_estimate(net_cfg, task_cfg.n_in, 2, method, max(local, params["test_batch"]), n_steps)
+    if layout.kind == "neurons" and training:  # the step's share on one device
+        share = neurons_device_estimate(net_cfg.n_rec, task_cfg.n_in, 2, layout.n_devices, method, batch, n_steps,
+                                        sparse=net_cfg.conn_method != "dense", n_synapses=expected_synapses(net_cfg),
+                                        sparse_impl=net_cfg.sparse_impl)
+    return RunPlan(layout, estimate, share, fit)
+
+
+def check_fits(params: dict, available: Sequence | None = None) -> RunPlan:
+    """:func:`plan_run` on ``available`` devices (None: every device this process sees): what the command line
+    checks before it creates ``--out``."""
+    return plan_run(params, list(available) if available is not None else jax.devices())
 
 
 def run_network(params: dict, ctx: RunContext) -> RunRecord:
@@ -161,8 +193,8 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
     train_cfg = TrainConfig.from_params(params)
     training = params["mode"] == "train"
     fps = run_fingerprints(params)
-    layout = layout_of(params, ctx)
-    estimate, share = check_fits(params, layout)
+    plan = plan_run(params, list(ctx.devices) or jax.devices())
+    layout, estimate, share = plan.layout, plan.estimate, plan.share
     trainer = Trainer(net_cfg, task_cfg, train_cfg, seed=params["seed"], layout=layout)
     recorder = WeightRecorder.for_model(trainer.model, params["hist_bins"])
     history: dict[str, list[float]] = {k: [] for k in _HISTORY}
@@ -238,9 +270,11 @@ def run_network(params: dict, ctx: RunContext) -> RunRecord:
         memory={"estimated_bytes": estimate.total, "estimated_device_bytes": share.total,
                 # the memory planner's bytes per device for this layout (sweep plan's; NaN if never planned)
                 "planned_device_bytes": planned_bytes(training_shape(params), layout.kind, layout.n_devices),
+                # the figure the fit check compared (from device_bytes_source) and a device's limit
+                **plan.record(),
                 "device_peak_bytes": device_peak_bytes(layout.devices),
                 "structure_bytes": trainer.model.structure_bytes(),
                 "state_bytes": 5 * 4 * net_cfg.n_rec * max(train_cfg.batch_size, params["test_batch"])},
-        devices=device_record(layout),
+        devices={**device_record(layout), "device_bytes_source": plan.fit.source if plan.fit else "analytic"},
         connectome=connectome,
     )

@@ -34,8 +34,9 @@ N_REC = 40
 
 def trainer(method: str, conn: str, layout) -> Trainer:
     # small, but with recurrent spikes in both populations (every gradient non-zero)
-    net = NetworkConfig(n_rec=N_REC, conn_method=conn, conn_prob=0.3, rec_scale=1.0, ff_scale=5.0,
-                        sparse_impl="event" if conn != "dense" else "auto")
+    impl = {"dense": "auto", "rand": "event", "rand-masked": "masked_dense"}[conn]  # rand-masked: rand wiring on
+    net = NetworkConfig(n_rec=N_REC, conn_method=conn.split("-")[0], conn_prob=0.3, rec_scale=1.0, ff_scale=5.0,
+                        sparse_impl=impl)  # the masked dense operator (the neuron layout: dense columns)
     task = TaskConfig(t_interval=5, t_cue=10, t_delay=20, t_recall=10, num_cue=3, n_per_group=3, noise_rate=50,
                       cue_rate=200)
     return Trainer(net, task, TrainConfig.for_method(method, batch_size=BATCH, iterations=3), seed=0, layout=layout)
@@ -56,7 +57,9 @@ def neuron_gradients(method: str, conn: str) -> dict:
     one = brainstate.transform.jit(lambda it: one_device._local_gradients(*one_device._trials(it)))(0)
     many = brainstate.transform.jit(lambda it: split._sharded(*split._trials(it)))(0)
     grads = split.shards.to_base(many[0], split.model)
+    exc = split.shards.exc  # how one device holds the excitatory projection, and its block's shape
     return {"impl": one_device.model.sparse_impl, "n_devices": split.layout.n_devices,
+            "exc_block": [type(exc).__name__, list(exc.weight.value.addressable_shards[0].data.shape)],
             "relative": {k: relative(one[0][k], grads[k]) for k in one[0]},
             "norm": {k: float(np.linalg.norm(np.asarray(v))) for k, v in one[0].items()},
             "loss": relative(one[1], many[1]), "recall": relative(one[2], many[2])}

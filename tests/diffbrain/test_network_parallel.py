@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffbrain.network.parallel import Layout, choose_layout
+from diffbrain.network.parallel import DoesNotFit, Layout, MemoryFit, choose_layout
 from diffbrain.params import ParamError
 
 WORKER = Path(__file__).with_name("multidevice_worker.py")
@@ -46,6 +46,38 @@ def test_choose_layout_refuses(parallel, devices, batch, field):
     with pytest.raises(ParamError) as err:
         choose_layout(parallel, devices, DEVICES, batch, n_rec=42)
     assert err.value.field == field
+
+
+def memory(**need: float) -> MemoryFit:
+    """GB per device by layout (``data4``, ``neurons4``, ``none1``...) against a device of 100 GB."""
+    return MemoryFit(lambda kind, n: need[f"{kind}{n}"] * 1e9, lambda n: 100e9, "planner",
+                     "each device may hold 100 GB")
+
+
+def test_auto_takes_data_when_it_fits_else_neurons_else_refuses():
+    fits_both, data_too_big = memory(data4=90, neurons4=50), memory(data4=150, neurons4=50)
+    assert choose_layout("auto", 0, DEVICES, 8, 40, "expsm_diag", memory=fits_both) == Layout("data", DEVICES)
+    assert choose_layout("auto", 0, DEVICES, 8, 40, "bptt", memory=data_too_big) == Layout("neurons", DEVICES)
+    # data on the 3 devices that divide 6 trials, neurons on the 2 that divide 22 neurons
+    split = memory(data3=150, neurons2=99)
+    assert choose_layout("auto", 0, DEVICES, 6, 22, "expsm_diag", memory=split) == Layout("neurons", DEVICES[:2])
+    for args, kwargs in [((40, "diag"), {}), ((40, "expsm_diag"), {"generated": False}), ((41, "bptt"), {})]:
+        with pytest.raises(DoesNotFit) as err:  # the neuron layout cannot take it: nothing else fits
+            choose_layout("auto", 0, DEVICES, 8, *args, memory=memory(data4=150, neurons4=50, neurons2=50), **kwargs)
+        assert err.value.field == "n_rec"
+    with pytest.raises(DoesNotFit) as err:
+        choose_layout("auto", 0, DEVICES, 8, 40, "expsm_diag", memory=memory(data4=150, neurons4=120))
+    assert err.value.field == "n_rec" and "100 GB" in err.value.message and "neurons x4 120 GB" in err.value.message
+    assert "gpus_per_node" in err.value.fix
+    assert choose_layout("auto", 0, DEVICES, 8, 40, "expsm_diag", memory=MemoryFit(
+        lambda kind, n: 1e30, lambda n: None)) == Layout("data", DEVICES)  # a limit unknown: never refused
+
+
+def test_an_explicit_layout_that_does_not_fit_is_refused_naming_what_would():
+    with pytest.raises(DoesNotFit) as err:
+        choose_layout("data", 0, DEVICES, 8, 40, "expsm_diag", memory=memory(data4=150, neurons4=50))
+    assert err.value.field == "parallel" and "parallel auto would use neurons x4" in err.value.fix
+    assert choose_layout("neurons", 2, DEVICES, 8, 40, "bptt", memory=memory(neurons2=99)).n_devices == 2
 
 
 def check_gradients(result: dict) -> None:

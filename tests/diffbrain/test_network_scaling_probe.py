@@ -18,6 +18,7 @@ def test_probe_dataset(tmp_path, monkeypatch):
     params = dict(method="expsm_diag", n_steps=60, n_rec=20, batch_size=2, conn_method="rand", steps=3)
     # the planner's fit of the point's family, as `sweep plan` would have cached it: the point records its figure
     monkeypatch.setenv("DIFFBRAIN_PLAN_CACHE", str(tmp_path))
+    monkeypatch.setenv("DIFFBRAIN_MEMORY_PLAN", "on")  # the run's fit check reads the cached fit too
     shape = exp.memory(exp.validate(params))
     fit = planner.Fit(planner.proxy_design(shape), {part: {"trial_neurons": 300.0, "synapses": 12.0}
                                                     for part in planner.PARTS}, ())
@@ -25,6 +26,8 @@ def test_probe_dataset(tmp_path, monkeypatch):
     ds = exp(params)
     planned = planner.layout_bytes(planner.Footprint(shape, fit), "none", 1)
     assert float(ds["planned_device_bytes"]) == pytest.approx(planned) and planned > 0
+    assert ds.attrs["device_bytes_source"] == "planner" and float(ds["checked_device_bytes"]) == pytest.approx(planned)
+    assert float(ds["device_limit_bytes"]) > planned  # the host's available memory (the CPU)
     assert ds["step_seconds"].dims == ("step",) and ds["step_seconds"].size == 3
     assert float(ds["step_seconds_median"]) == pytest.approx(float(ds["step_seconds"].median()))
     assert (ds["step_seconds"] > 0).all() and float(ds["compile_seconds"]) > 0

@@ -67,10 +67,12 @@ def test_plan_prints_the_memory_estimate_from_the_cache(tmp_path, capsys, planni
     assert code == 0, err
     assert "memory per device" in out
     rows = [line.split() for line in out.splitlines() if line.strip().startswith("expsm_diag n_rec=")]
-    assert len(rows) == 2 and all(r[6] == "1" and r[9:14] == ["none", "1", "1", "2", "GPUs"] for r in rows), out
-    # n_rec 60, 8 trials, 60^2 mask: the fit's terms by hand (MB)
-    expected = (290 * 8 * 60 + 6 * 8 * 3600 + 2 * (1237 * 60 + 12 * 3600) + 4 * 3600) / 1e6
-    assert rows[1][7:9] == [f"{expected:.3g}", "MB"], rows[1]
+    # the run takes both GPUs (data x2: each fits); one would do (the fewest that fit: none on 1 node)
+    assert len(rows) == 2 and all(r[6] == "1" and r[9:14] == ["data", "x2", "2", "1", "none"] for r in rows), out
+    # n_rec 60, 8 trials (4 per device under data x2), 60^2 mask: the fit's terms by hand (MB)
+    by_hand = lambda b: (290 * b * 60 + 6 * b * 3600 + 2 * (1237 * 60 + 12 * 3600) + 4 * 3600) / 1e6  # noqa: E731
+    assert rows[1][7:9] == [f"{by_hand(4):.3g}", "MB"], rows[1]
+    assert rows[1][14:17] == [f"({by_hand(8):.3g}", "MB,", "1"], rows[1]
 
 
 @pytest.mark.parametrize("command", ["plan", "submit"])
@@ -148,3 +150,93 @@ def test_plan_compiles_proxies_and_their_temp_bytes_are_within_25_percent_of_a_d
             assert fp.part(part) == pytest.approx(measured[part], rel=0.1), (method, conn, part)
     print("planned / measured temp bytes:", {f"{m}/{c}": round(r, 3) for (m, c), r in ratios.items()})
     assert all(0.75 <= r <= 1.25 for r in ratios.values()), ratios
+
+
+SAME = """name = "same"
+experiment = "train-network"
+store = "out.zarr"
+[params]
+method = "expsm_diag"
+conn_method = "dense"
+n_rec = 400
+batch_size = 8
+iterations = 1
+[resources]
+executor = "debug"
+gpus_per_node = 4
+gpu_memory_gb = {gb!r}
+"""
+TRAIN = {"method": "expsm_diag", "conn_method": "dense", "n_rec": 400, "batch_size": 8, "iterations": 1}
+
+
+def seed_train_fit(cache) -> planner.Footprint:
+    """FIT as the cached fit of TRAIN's family; its footprint."""
+    from diffbrain.experiments import get
+
+    exp = get("train-network")
+    shape = exp.memory(exp.validate(TRAIN))
+    cache.mkdir(exist_ok=True)
+    fit = planner.Fit(planner.proxy_design(shape), FIT, ())
+    (cache / f"{planner.key_of(shape)}.json").write_text(planner.json.dumps(fit.to_json()))
+    return planner.Footprint(shape, fit)
+
+
+@pytest.mark.parametrize("case", ["data", "neurons", "nothing"])
+def test_plan_and_run_pick_the_same_layout(tmp_path, capsys, planning, monkeypatch, case):
+    """One rule: ``sweep plan`` on 4 GPUs and the run on 4 devices with the same memory each take data x4 when a
+    device's share fits, else neurons x4, else refuse; the run checks the planner's cached fit (no compile)."""
+    from diffbrain.experiments import get
+    from diffbrain.network import device_fit
+    from diffbrain.network.parallel import DoesNotFit
+    from diffbrain.network.run import plan_run
+
+    fp = seed_train_fit(planning)
+    data, neurons = planner.layout_bytes(fp, "data", 4), planner.layout_bytes(fp, "neurons", 4)
+    assert neurons < data  # the 400^2 dense terms split by neuron, replicated by data
+    usable = {"data": 1.01 * data, "neurons": (data + neurons) / 2, "nothing": 0.9 * neurons}[case]
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("compiled although cached"))
+    path = tmp_path / "s.toml"
+    path.write_text(SAME.format(gb=usable / planner.GPU_USABLE / 1e9))
+    code, out, err = run_cli(["sweep", "plan", path], capsys)
+    row = next(line.split() for line in out.splitlines() if line.strip().startswith("expsm_diag n_rec=400"))
+    monkeypatch.setattr(device_fit, "accelerator_free_bytes", lambda devices: usable)  # 4 GPUs of that memory
+    params = get("train-network").validate(TRAIN)
+    if case == "nothing":
+        assert code == 2 and err.startswith("error: memory: point ") and "FITS NOWHERE" in out, err
+        with pytest.raises(DoesNotFit) as refused:
+            plan_run(params, ("d0", "d1", "d2", "d3"))
+        assert refused.value.field == "n_rec" and "planner figure" in refused.value.message
+        return
+    assert code == 0, err
+    plan = plan_run(params, ("d0", "d1", "d2", "d3"))
+    star = "*" if case == "neurons" else ""  # the neurons layout's figure is estimated
+    assert row[9:12] == [case, "x4" + star, "4"], out  # what plan says the run will take
+    assert (plan.layout.kind, plan.layout.n_devices) == (case, 4)  # what the run takes
+    checked = plan.record()["checked_device_bytes"]
+    assert plan.fit.source == "planner" and checked == pytest.approx(planner.layout_bytes(fp, case, 4))
+    assert row[7:9] == [f"{checked / 1e6:.3g}", "MB"], row
+
+
+def test_auto_refuses_a_run_that_fits_nowhere_exit_2_naming_the_field_and_limit(tmp_path, capsys, planning,
+                                                                                monkeypatch):
+    """``diffbrain train`` on a device too small for any layout: one line (n_rec, the bytes, the limit), exit 2,
+    no --out."""
+    from diffbrain.network import device_fit
+
+    fp = seed_train_fit(planning)
+    monkeypatch.setattr(device_fit, "accelerator_free_bytes", lambda devices: 0.5 * fp.step_bytes())
+    out = tmp_path / "never"
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TRAIN.items()]
+    code, _, err = run_cli(["train", *flags, "--out", out], capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: n_rec: the training step needs"), err
+    assert f"none {fp.step_bytes() / 1e6:.3g} MB per device, planner figure" in err and "each device may hold" in err
+    assert not out.exists()
+
+
+def test_plan_refuses_a_layout_request_the_resources_cannot_meet(tmp_path, capsys, planning):
+    """``devices = 4`` on 2 GPUs: the run would refuse it (field devices), so plan does (exit 2, field parallel)."""
+    seed_cache(planning)
+    path = tmp_path / "s.toml"
+    path.write_text(SWEEP.format(n_rec="[20]").replace("batch_size = 8", "batch_size = 8\ndevices = 4"))
+    code, _, err = run_cli(["sweep", "plan", path], capsys)
+    assert code == 2 and err.startswith("error: parallel: point ") and "4 devices asked for but" in err, err
