@@ -8,6 +8,11 @@ mean). The memory the network needs is computed first and a network that cannot 
 anything is allocated. The point records spikes as events, the population rate, per-neuron rates and
 ISI CV, build / compile / run seconds, seconds per simulated second, and memory (estimate, structure,
 states, XLA temporaries, peak RSS). Each point runs in a fresh process so its memory figures are its own.
+
+``parallel``/``devices``: one device (``none``), or the neurons split across devices (``neurons``, each device
+holding its neurons' states and incoming synapses: :mod:`diffbrain.network.simulate_parallel`); ``auto`` takes one
+device when the network fits it, else the fewest devices (dividing ``n``) whose share fits. ``data`` is refused
+(one trial: no batch to split).
 """
 
 from __future__ import annotations
@@ -42,7 +47,18 @@ PARAMS = (
           "or auto (native where it builds)", choices=("auto", "native", "brainevent")),
     Param("memory_limit_gb", float, 0.0, "refuse networks needing more than this (0: the memory available)",
           low=0.0),
+    Param("parallel", str, "auto", "devices for the simulation: none (one device), neurons (the neurons split "
+          "evenly across `devices`; it must divide n) or auto (one device when the network fits it, else the "
+          "fewest devices dividing n whose share fits); data is refused (one trial)",
+          check=lambda value, params: _check_parallel(value)),
+    Param("devices", int, 0, "devices the simulation may use (0: every device this process sees)", low=0),
 ) + tuple(_SHARED[name] for name in ("ff_scale", "rec_scale", "w_ei_ratio", "tau_neu", "tau_a", "tau_syn"))
+
+
+def _check_parallel(value: str) -> None:
+    from diffbrain.network.simulate_parallel import check_parallel
+
+    check_parallel(value)
 
 
 def _dt(params: dict) -> float:
@@ -88,8 +104,47 @@ def _record_bytes(n: int, duration_ms: float, chunk: int) -> int:
     return int(8 * n * 100 * duration_ms / 1000.0 + 2 * chunk * (n // 8 + 1))
 
 
+def _shape(params: dict) -> tuple[int, float, int, int]:
+    """(neurons, expected synapses, states per neuron, input neurons) of a point's network."""
+    if params["preset"] == "coba":
+        return params["n"], params["n"] * params["syn_per_neuron"], 4, 0
+    from diffbrain.network.connectivity import expected_synapses
+
+    return params["n"], expected_synapses(gif_config(params)), 5, params["n_input"]
+
+
+def layout_of(params: dict, ctx: RunContext, estimate, limit: int | None, what: str):
+    """(layout, one device's estimated bytes) for ``parallel``/``devices``; BadInput (field ``n``) when the
+    network fits no layout, ParamError naming ``parallel``, ``devices`` or ``n`` when they cannot be met."""
+    import jax
+
+    from diffbrain.network.memory import ensure_fits
+    from diffbrain.network.simulate import chunking
+    from diffbrain.network.simulate_parallel import choose_simulation_layout, simulation_device_estimate
+
+    n, synapses, states, n_input = _shape(params)
+    n_steps = max(1, int(round(params["duration_ms"] / _dt(params))))
+    chunk = chunking(n_steps, params["max_chunk_steps"])[1]
+    on_device = estimate.total - estimate.weights // 2 - estimate.structure // 2  # what ensure_fits puts there
+
+    def share(d: int):
+        return estimate if d == 1 else simulation_device_estimate(n, synapses, d, states, n_input, chunk)
+
+    def check(d: int) -> None:
+        ensure_fits(estimate, limit, field="n", what=what + ("" if d == 1 else f" split across {d} devices"),
+                    device_share=share(d).total / max(1, on_device) if d > 1 else 1.0)
+
+    # this process's devices only: the packed spikes are read back by the host that simulates (a mesh spanning
+    # several processes' devices would leave each process only its own blocks)
+    here = jax.process_index()
+    available = [d for d in (list(ctx.devices) or jax.devices()) if getattr(d, "process_index", here) == here]
+    layout = choose_simulation_layout(params["parallel"], params["devices"], available, n, check)
+    return layout, share(layout.n_devices)
+
+
 def run(params: dict, ctx: RunContext):
-    from diffbrain.network.memory import GB, ensure_fits
+    from diffbrain.network.memory import GB
+    from diffbrain.network.parallel import device_peak_bytes
     from diffbrain.network.simulate import GifDrive, simulate_gif
 
     native = {"auto": None, "native": True, "brainevent": False}[params["event_kernel"]]
@@ -101,26 +156,38 @@ def run(params: dict, ctx: RunContext):
                              "use event_kernel=auto or brainevent")
     limit = int(params["memory_limit_gb"] * GB) or None
     record = _record_bytes(params["n"], params["duration_ms"], params["max_chunk_steps"])
+    args = (params["seed"], params["duration_ms"])
     if params["preset"] == "coba":
         from diffbrain.network import coba
 
         cfg = coba_config(params)
         est = coba.memory_estimate(cfg, record)
-        ensure_fits(est, limit, field="n", what=f"the coba network of n={cfg.n}")
-        rec = coba.simulate(cfg, params["seed"], params["duration_ms"], params["max_chunk_steps"], native, ctx.report)
+        layout, share = layout_of(params, ctx, est, limit, f"the coba network of n={cfg.n}")
+        if layout.kind == "neurons":
+            from diffbrain.network.simulate_parallel import simulate_coba_neurons
+
+            rec = simulate_coba_neurons(cfg, *args, layout, params["max_chunk_steps"], native, ctx.report)
+        else:
+            rec = coba.simulate(cfg, *args, params["max_chunk_steps"], native, ctx.report)
     else:
         from diffbrain.network.simulate import gif_memory_estimate
 
         cfg = gif_config(params)
         est = gif_memory_estimate(cfg, params["n_input"])
-        ensure_fits(est, limit, field="n", what=f"the gif network of n={cfg.n_rec}")
-        rec = simulate_gif(cfg, GifDrive(params["n_input"], params["input_rate"]), params["seed"],
-                           params["duration_ms"], params["max_chunk_steps"], ctx.report, native)
-    return to_dataset(rec, params)
+        layout, share = layout_of(params, ctx, est, limit, f"the gif network of n={cfg.n_rec}")
+        drive = GifDrive(params["n_input"], params["input_rate"])
+        if layout.kind == "neurons":
+            from diffbrain.network.simulate_parallel import simulate_gif_neurons
+
+            rec = simulate_gif_neurons(cfg, drive, *args, layout, params["max_chunk_steps"], ctx.report, native)
+        else:
+            rec = simulate_gif(cfg, drive, *args, params["max_chunk_steps"], ctx.report, native)
+    return to_dataset(rec, params, layout, share.total, device_peak_bytes(layout.devices))
 
 
-def to_dataset(rec, params: dict) -> xr.Dataset:
-    """The ``simulate-network`` dataset of docs/store-format.md from a :class:`SimulationRecord`."""
+def to_dataset(rec, params: dict, layout=None, device_bytes: int = -1, peak_bytes: float = float("nan")) -> xr.Dataset:
+    """The ``simulate-network`` dataset of docs/store-format.md from a :class:`SimulationRecord` run on ``layout``
+    (None: one device, not recorded), with one device's estimated bytes and the devices' measured peak."""
     import numpy as np
     import xarray as xr
 
@@ -155,6 +222,8 @@ def to_dataset(rec, params: dict) -> xr.Dataset:
         "argument_bytes": scalar(rec.argument_bytes, "bytes", np.int64),
         "output_bytes": scalar(rec.output_bytes, "bytes", np.int64),
         "peak_rss_bytes": scalar(peak_rss_bytes(), "bytes", np.int64),
+        "estimated_device_bytes": scalar(device_bytes, "bytes", np.int64),
+        "device_peak_bytes": scalar(peak_bytes, "bytes"),
         "dt": scalar(rec.dt, "ms"),
         "n_steps": scalar(rec.n_steps, "1", np.int64),
     }
@@ -164,6 +233,10 @@ def to_dataset(rec, params: dict) -> xr.Dataset:
     }
     attrs = {"preset": params["preset"], "conn_method": params["conn_method"], "n": int(params["n"]),
              "event_kernel": rec.event_kernel, **{k: str(v) for k, v in rec.info.items()}}
+    if layout is not None:
+        from diffbrain.network.parallel import device_record
+
+        attrs.update(device_record(layout))
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 

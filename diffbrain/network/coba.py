@@ -114,6 +114,37 @@ def build(cfg: CobaConfig, seed: int) -> CobaNetwork:
     return CobaNetwork(cfg, full.rows(0, cfg.n_exc), full.rows(cfg.n_exc, cfg.n), v0, time.perf_counter() - start)
 
 
+def coba_step(cfg: CobaConfig, deliver, gather=None):
+    """One time step of the benchmark on a block of neurons, in Brian2's order: ``step(state, t, synapses) ->
+    (state, the block's packed spikes)`` with ``state = (V, g_e, g_i, last spike step)`` of the block's neurons.
+
+    ``deliver(spikes, synapses, g_e, g_i) -> (g_e, g_i)`` adds the spikes of every presynaptic neuron onto the
+    block's (decayed) conductances; ``gather`` turns the block's spikes into every neuron's (the neuron layout's
+    all-gather; None: the block is the whole network). One definition for one device and for the neuron
+    layout (:mod:`diffbrain.network.simulate_parallel`), so both do the same arithmetic per neuron.
+    """
+    import jax.numpy as jnp
+
+    f32 = jnp.float32
+    dt, ref_steps = cfg.dt, int(round(cfg.t_ref / cfg.dt))
+    decay_e, decay_i = f32(1.0 - dt / cfg.tau_e), f32(1.0 - dt / cfg.tau_i)
+
+    def step(state, t, synapses):
+        v, ge, gi, last = state
+        active = (t - last) >= ref_steps
+        dv = (ge * (cfg.e_exc - v) + gi * (cfg.e_inh - v) + (cfg.e_leak - v) + cfg.drive) / cfg.tau_m
+        v = jnp.where(active, v + dt * dv, v)
+        ge, gi = ge * decay_e, gi * decay_i
+        spikes = active & (v > cfg.v_th)
+        every = spikes if gather is None else gather(spikes)
+        ge, gi = deliver(every, synapses, ge, gi)
+        v = jnp.where(spikes, f32(cfg.v_reset), v)
+        last = jnp.where(spikes, t, last)
+        return (v, ge, gi, last), jnp.packbits(spikes)
+
+    return step
+
+
 class CobaProgram:
     """The compiled chunk program: ``program(t0)`` advances ``chunk`` steps and returns packed spikes.
 
@@ -140,28 +171,17 @@ class CobaProgram:
             all_ptr = jnp.asarray(np.concatenate([net.exc.indptr, net.inh.indptr[1:] + net.exc.nnz]), dtype=jnp.int32)
             all_idx = jnp.asarray(np.concatenate([net.exc.indices, net.inh.indices]), dtype=jnp.int32)
             self.synapses = jnp.concatenate(self.synapses)
+
+            def deliver(spikes, synapses, ge, gi):
+                return deliver_split(spikes, all_ptr, all_idx, synapses, n_exc, ge, gi)
         else:
             (e_ptr, e_idx), (i_ptr, i_idx) = ((jnp.asarray(s.indptr, dtype=jnp.int32), jnp.asarray(s.indices))
                                               for s in (net.exc, net.inh))
-        dt, ref_steps = cfg.dt, int(round(cfg.t_ref / cfg.dt))
-        decay_e, decay_i = f32(1.0 - dt / cfg.tau_e), f32(1.0 - dt / cfg.tau_i)
-        native_flag = self.native
 
-        def step(state, t, synapses):
-            v, ge, gi, last = state
-            active = (t - last) >= ref_steps
-            dv = (ge * (cfg.e_exc - v) + gi * (cfg.e_inh - v) + (cfg.e_leak - v) + cfg.drive) / cfg.tau_m
-            v = jnp.where(active, v + dt * dv, v)
-            ge, gi = ge * decay_e, gi * decay_i
-            spikes = active & (v > cfg.v_th)
-            if native_flag:
-                ge, gi = deliver_split(spikes, all_ptr, all_idx, synapses, n_exc, ge, gi)
-            else:
-                ge = ge + propagate(spikes[:n_exc], e_ptr, e_idx, synapses[0], n, False)
-                gi = gi + propagate(spikes[n_exc:], i_ptr, i_idx, synapses[1], n, False)
-            v = jnp.where(spikes, f32(cfg.v_reset), v)
-            last = jnp.where(spikes, t, last)
-            return (v, ge, gi, last), jnp.packbits(spikes)
+            def deliver(spikes, synapses, ge, gi):
+                return (ge + propagate(spikes[:n_exc], e_ptr, e_idx, synapses[0], n, False),
+                        gi + propagate(spikes[n_exc:], i_ptr, i_idx, synapses[1], n, False))
+        step = coba_step(cfg, deliver)
 
         def run(state, synapses, t0):
             return jax.lax.scan(lambda s, t: step(s, t, synapses), state, t0 + jnp.arange(chunk, dtype=jnp.int32))

@@ -71,9 +71,26 @@ def packed_events(packed: np.ndarray, first_step: int, n_neurons: int, n_steps: 
     return step[keep], neuron[keep]
 
 
+def block_events(packed: np.ndarray, first_step: int, n_neurons: int, n_steps: int,
+                 blocks: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`packed_events` of ``packed [steps, blocks x bytes]``: ``blocks`` equal blocks of neurons side by
+    side, each packed on its own (the neuron layout: every device packs its ``n_neurons / blocks`` neurons);
+    ordered by step then neuron."""
+    if blocks == 1:
+        return packed_events(packed, first_step, n_neurons, n_steps)
+    local, width = n_neurons // blocks, packed.shape[1] // blocks
+    parts = [packed_events(packed[:, d * width:(d + 1) * width], first_step, local, n_steps) for d in range(blocks)]
+    step = np.concatenate([s for s, _ in parts])
+    neuron = np.concatenate([i + d * local for d, (_, i) in enumerate(parts)]).astype(np.int32)
+    order = np.lexsort((neuron, step))
+    return step[order], neuron[order]
+
+
 def run_chunks(program: Callable, compile_stats, n_steps: int, chunk: int, n_neurons: int,
-               progress: Callable[[float, str], None] | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-    """Call ``program(t0) -> packed spikes [chunk, bytes]`` until ``n_steps`` are covered.
+               progress: Callable[[float, str], None] | None = None,
+               blocks: int = 1) -> tuple[np.ndarray, np.ndarray, float]:
+    """Call ``program(t0) -> packed spikes [chunk, bytes]`` until ``n_steps`` are covered (``blocks``: the
+    packed spikes are that many blocks of neurons, :func:`block_events`).
 
     Returns (steps, neurons, run seconds). The next chunk is dispatched before the previous one is
     decoded, so decoding overlaps the device's work.
@@ -89,7 +106,7 @@ def run_chunks(program: Callable, compile_stats, n_steps: int, chunk: int, n_neu
         t0 += chunk
         if pending is not None:
             first, out = pending
-            s, n = packed_events(np.asarray(out), first, n_neurons, n_steps)
+            s, n = block_events(np.asarray(out), first, n_neurons, n_steps, blocks)
             steps.append(s)
             neurons.append(n)
             if progress is not None:

@@ -65,8 +65,10 @@ def simulate_network(out: Path, **flags):
     click.echo(f"{checked['preset']} n={checked['n']}: {int(ds['n_synapses'])} synapses, mean rate "
                f"{rate('mean_rate')} Hz (E {rate('mean_rate_exc')}, I {rate('mean_rate_inh')}), "
                f"CV {float(ds['mean_cv_isi']):.2f}")
+    split = f", neurons x{ds.attrs['n_devices']}" if ds.attrs.get("parallel_layout") == "neurons" else ""
     click.echo(f"build {float(ds['build_seconds']):.2f} s, compile {float(ds['compile_seconds']):.2f} s, "
-               f"{float(ds['seconds_per_sim_second']):.3f} s per simulated second ({ds.attrs['event_kernel']} events), "
+               f"{float(ds['seconds_per_sim_second']):.3f} s per simulated second ({ds.attrs['event_kernel']} events"
+               f"{split}), "
                f"peak RSS {int(ds['peak_rss_bytes']) / 2**30:.2f} GB")
     click.echo(f"dataset: {out / 'run.zarr'}")
     click.echo(f"figure: {out / 'raster.png'}")

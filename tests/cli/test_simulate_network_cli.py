@@ -33,6 +33,9 @@ def test_simulate_network_writes_dataset_and_raster(tmp_path, capsys):
     (["--preset", "gif", "--n", "100", "--syn-per-neuron", "99.5"], "syn_per_neuron"),
     (["--conn-method", "ring"], "conn_method"),
     (["--memory-limit-gb", "0.0001"], "n"),
+    (["--parallel", "data"], "parallel"),  # one trial: nothing to split
+    (["--parallel", "rows"], "parallel"),
+    (["--parallel", "neurons", "--devices", "2"], "devices"),  # this process sees one device
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, field):
     out = tmp_path / "sim"

@@ -7,7 +7,11 @@ gradient norms, and the largest loss and recall-output differences. JOB ``traini
 training iterations on one device and on N; prints both loss histories and the largest relative weight
 difference after them. JOB ``experiment:METHOD:CONN``: the train-network experiment with parallel = auto;
 prints its device records. A fourth field ``:neurons`` runs a job under the neuron layout instead of the data
-layout (``experiment:...:neurons``: parallel = neurons).
+layout (``experiment:...:neurons``: parallel = neurons). JOB ``simulate:PRESET:CONN`` (simulate-network's preset
+coba or gif, 200 steps): one device against the neuron layout on all N devices; prints the spike counts, whether
+the spikes are identical, the first step where they differ, the mean rates and both programs' XLA bytes. JOB
+``simulate-experiment:PRESET:CONN``: the simulate-network experiment with parallel = neurons and auto (its
+records), and the fields its refusals name (n not a multiple of N, more devices than N, parallel = data).
 """
 
 import json
@@ -98,12 +102,77 @@ def experiment(method: str, conn: str, kind: str = "auto") -> dict:
             "loss": [float(v) for v in ds["loss"].values], "checks": int(ds.sizes["grad_check"])}
 
 
+def simulate(preset: str, conn: str, kernel: str = "auto") -> dict:
+    """simulate-network's preset on one device and on every device (the neuron layout), 200 steps, small n;
+    ``kernel`` auto (native where it builds) or brainevent."""
+
+    from diffbrain.network import coba
+    from diffbrain.network.simulate import GifDrive, simulate_gif
+    from diffbrain.network.simulate_parallel import simulate_coba_neurons, simulate_gif_neurons
+
+    layout = choose_layout("neurons", 0, jax.devices(), 1, 200)
+    native = {"auto": None, "brainevent": False}[kernel]
+    if preset == "coba":  # 20 ms at dt 0.1: the random initial potentials make the first spikes early
+        cfg = coba.CobaConfig(n=200, syn_per_neuron=40.0, conn_method=conn, dt=0.1).check()
+        one = coba.simulate(cfg, 0, 20.0, max_chunk=80, native=native)
+        many = simulate_coba_neurons(cfg, 0, 20.0, layout, max_chunk=80, native=native)
+    else:  # both event-driven (the one-device network would choose masked dense at this size)
+        cfg = NetworkConfig(n_rec=200, conn_method=conn, conn_prob=0.1, conn_num=20, ff_scale=6.0, rec_scale=2.0,
+                            sparse_impl="event").check()
+        drive = GifDrive(100, 20.0)
+        one = simulate_gif(cfg, drive, 0, 200.0, max_chunk=80, native=native)
+        many = simulate_gif_neurons(cfg, drive, 0, 200.0, layout, max_chunk=80, native=native)
+    same = (one.spike_step.size == many.spike_step.size and np.array_equal(one.spike_step, many.spike_step)
+            and np.array_equal(one.spike_neuron, many.spike_neuron))
+    first = -1
+    if not same:
+        raster = lambda r: {(int(t), int(i)) for t, i in zip(r.spike_step, r.spike_neuron, strict=True)}  # noqa: E731
+        diff = raster(one) ^ raster(many)
+        first = min(t for t, _ in diff)
+    rate = lambda r: r.spike_step.size / (r.n_neurons * r.duration_s)  # noqa: E731
+    return {"n_devices": layout.n_devices, "spikes": [int(one.spike_step.size), int(many.spike_step.size)],
+            "identical": bool(same), "first_difference": first, "rate": [rate(one), rate(many)],
+            "kernel": [one.event_kernel, many.event_kernel],
+            "temp_bytes": [one.temp_bytes, many.temp_bytes], "argument_bytes": [one.argument_bytes,
+                                                                                many.argument_bytes]}
+
+
+def simulate_experiment(preset: str, conn: str) -> dict:
+    from diffbrain.errors import UserError
+    from diffbrain.experiments import get
+
+    exp = get("simulate-network")
+    base = {"preset": preset, "conn_method": conn, "n": 200, "syn_per_neuron": 20.0, "max_chunk_steps": 40,
+            "duration_ms": 20.0 if preset == "coba" else 100.0, "ff_scale": 6.0}
+    out = {}
+    for parallel in ("neurons", "auto"):
+        ds = exp({**base, "parallel": parallel})
+        out[parallel] = {**{k: ds.attrs[k] for k in ("parallel_layout", "n_devices", "device_kind")},
+                         **{k: float(ds[k]) for k in ("estimated_bytes", "estimated_device_bytes", "temp_bytes",
+                                                      "argument_bytes", "device_peak_bytes", "mean_rate")},
+                         "spikes": int(ds.sizes["spike"])}
+    refused = {}
+    for name, change in (("n", {"parallel": "neurons", "n": 202}), ("devices", {"devices": 8}),
+                         ("data", {"parallel": "data"})):
+        try:
+            exp({**base, **change})
+            refused[name] = None
+        except UserError as err:
+            refused[name] = err.field
+    out["refused"] = refused
+    return out
+
+
 if __name__ == "__main__":
-    jobs = {"gradients": gradients, "training": training, "experiment": experiment}
+    jobs = {"gradients": gradients, "training": training, "experiment": experiment, "simulate": simulate}
     out = {}
     for job in sys.argv[2:]:
         kind, method, conn, *layout = job.split(":")
-        if kind == "gradients" and layout == ["neurons"]:
+        if kind == "simulate-experiment":
+            out[job] = simulate_experiment(method, conn)
+        elif kind == "simulate":
+            out[job] = simulate(method, conn, *layout)
+        elif kind == "gradients" and layout == ["neurons"]:
             out[job] = neuron_gradients(method, conn)
         else:
             out[job] = jobs[kind](method, conn, *layout)

@@ -143,6 +143,9 @@ def test_simulate_network_experiment_records_the_run():
     np.testing.assert_allclose(ds["firing_rate"].values, rates, rtol=1e-5)
     assert float(ds["seconds_per_sim_second"]) > 0 and int(ds["estimated_bytes"]) > int(ds["structure_bytes"]) > 0
     assert ds.attrs["preset"] == "gif"
+    # parallel auto: the network fits one device (this process sees one)
+    assert (ds.attrs["parallel_layout"], ds.attrs["n_devices"], ds.attrs["device_kind"]) == ("none", 1, "cpu")
+    assert int(ds["estimated_device_bytes"]) == int(ds["estimated_bytes"]) and np.isnan(float(ds["device_peak_bytes"]))
 
 
 BUILD_CHILD = """
