@@ -21,6 +21,7 @@ import shutil
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -218,10 +219,60 @@ def _event_matmul(n_post: int):
     return op
 
 
-def differentiable_propagate(x, indptr, indices, weights, n_post: int):
-    """``x @ W`` (0/1 ``x``) with gradients for BPTT: native kernels where available, else brainevent's."""
-    if native_available():
+@jax.tree_util.register_pytree_node_class
+class TaskWorkspace:
+    """brainevent's binary task workspace (the attributes ``binary_csrmv``/``binary_csrmm`` document) sized on the
+    host: brainevent's own ``CSR`` operator sizes it from a concrete row pointer, which a CSR block passed as
+    traced data (one per device in an SPMD program) does not have."""
+
+    def __init__(self, capacity: int, begin=None, end=None, status=None):
+        self.task_capacity = int(capacity)
+        self.task_begin = jnp.zeros((capacity,), jnp.int32) if begin is None else begin
+        self.task_end = jnp.zeros((capacity,), jnp.int32) if end is None else end
+        self.status = jnp.zeros((2,), jnp.int32) if status is None else status
+
+    def tree_flatten(self):
+        return (self.task_begin, self.task_end, self.status), self.task_capacity
+
+    @classmethod
+    def tree_unflatten(cls, capacity, children):
+        return cls(capacity, *children)
+
+
+def task_capacity(row_pointers) -> int:
+    """The workspace size brainevent would give the largest of these CSR row pointers (host arrays)."""
+    from brainevent._csr.hybrid_config import hybrid_task_capacity  # brainevent 0.3.0 (pinned): not re-exported
+
+    return max(int(hybrid_task_capacity(np.asarray(p))) for p in row_pointers)
+
+
+def traced_structure_product(x, indptr, indices, weights, n_post: int, capacity: int):
+    """``x @ W`` through brainevent's event-driven CSR kernels with the structure as traced data (``capacity``:
+    :func:`task_capacity` of every block the program may see); differentiable in ``x`` and ``weights``."""
+    import brainevent
+
+    shape = (indptr.shape[0] - 1, n_post)
+    if x.ndim == 1:
+        return brainevent.binary_csrmv(weights, indices, indptr, x, shape=shape, transpose=True,
+                                       workspace=TaskWorkspace(capacity))
+    flat = x.reshape(-1, x.shape[-1])
+    out = brainevent.binary_csrmm(weights, indices, indptr, flat.T, shape=shape, transpose=True,
+                                  workspace=TaskWorkspace(capacity))
+    return out.T.reshape(*x.shape[:-1], n_post)
+
+
+def differentiable_propagate(x, indptr, indices, weights, n_post: int, capacity: int | None = None):
+    """``x @ W`` (0/1 ``x``) with gradients for BPTT: native kernels where available (and not switched off by
+    :func:`kernel_choice`), else brainevent's; ``capacity`` given: the structure is traced data (a device's CSR
+    block), see :func:`traced_structure_product`."""
+    native = _choice[-1]
+    if native is None or native:
+        native = native_available()
+    if native:
         return _event_matmul(n_post)(jnp.asarray(x, dtype=jnp.float32), indptr, indices, weights)
+    if capacity is not None:
+        return traced_structure_product(jnp.asarray(x, dtype=jnp.float32), indptr, indices, weights, n_post,
+                                        capacity)
     import brainevent
 
     csr = brainevent.CSR((weights, indices, indptr), shape=(indptr.shape[0] - 1, n_post))

@@ -21,27 +21,26 @@ the shard's own neurons (both are local to a column block). The module's code is
 brainstate's ``shard_map`` first traces it at *global* shapes to discover its states: the states are sized from
 the local weight block, each neuron's adaptation decay is sliced by the device's axis index.
 
-Sparse wiring: under BPTT each device holds its CSR block (:class:`CSRBlocks`: the synapses onto its neurons,
-padded to the largest block's count with masked entries, built in ``O(synapses)``) and runs it event-driven
-with the project's kernels (:func:`diffbrain.network.events.differentiable_propagate`), the row pointers and
-indices being data split like the weights. Under ES-D-RTRL, where the one-device model runs the sparse
-operator (``sparse_impl`` event, or auto where the measured crossover picks it: large, sparse networks), each
-device holds its synapses as *slots* (:class:`SlotBlocks`: each of its neurons' incoming synapses in ``k`` slots,
-``k`` the projection's largest in-degree, the rest masked: ``n/D x k`` weights and presynaptic indices) and
-computes ``y[b, j] = sum_k x[b, pre[j, k]] |w[j, k]|`` as a
-braintrace ``einsum`` (``'bjk,jk->bj'``) of the gathered presynaptic spikes. braintrace's own sparse ETP operator
-cannot be used here: it takes its CSR structure as a static jaxpr parameter, so one SPMD program cannot hold a
-different structure on every device, and an ETP rule receives only the trainable weights, never an index array.
-The einsum needs no structure in its rules: ES-D-RTRL's presynaptic trace is the smoothed gathered input ``[B,
-n/D, k]`` (the one-device trace ``[B, n_pre]`` gathered the same way: smoothing is linear), its postsynaptic trace
-the device's own ``[B, n/D]``, and the weight gradient ``sum_b trace_x[b, j, k] trace_f[b, j]``, the one-device
-sparse operator's gradient, in ``O(B synapses / D)`` memory per device instead of dense ``n_pre x n/D`` columns.
-A padded slot starts at weight 0 and its gradient is masked, so Adam, L1 and L2 leave it at 0. The slots'
-traces cost ``B k`` floats per neuron against dense columns' ``n_pre`` weights (and their gradient and Adam
-moments), so where the one-device model runs masked dense (moderate sizes: n_rec 800 at p 0.05, batch 64, the
-slots' step took 1.27x / 0.64x one device's temp bytes on 2 / 4 devices, columns 0.51x / 0.26x) each device
-holds its dense columns with the pattern masked, built block by block from the CSR structure (no ``n x n``
-array).
+Sparse wiring: under BPTT each device holds its CSR block (:class:`CSRBlocks`: the synapses onto its neurons, padded
+to the largest block's count with masked entries, built in ``O(synapses)``) and runs it event-driven with the
+project's kernels (:func:`diffbrain.network.events.differentiable_propagate`; without them, brainevent's kernels
+with a workspace sized on the host), the row pointers and indices being data split like the weights. Under
+ES-D-RTRL, where the one-device model runs the sparse operator (``sparse_impl`` event, or auto where the measured
+crossover picks it: large, sparse networks), each device holds its synapses as *slots* (:class:`SlotBlocks`: each of
+its neurons' incoming synapses in ``k`` slots, ``k`` the projection's largest in-degree, the rest masked: ``n/D x
+k`` weights and presynaptic indices) and computes ``y[b, j] = sum_k x[b, pre[j, k]] |w[j, k]|`` as a braintrace
+``einsum`` (``'bjk,jk->bj'``) of the gathered presynaptic spikes. braintrace's own sparse ETP operator cannot be
+used here: it takes its CSR structure as a static jaxpr parameter, so one SPMD program cannot hold a different
+structure on every device, and an ETP rule receives only the trainable weights, never an index array. The einsum
+needs no structure in its rules: ES-D-RTRL's presynaptic trace is the smoothed gathered input ``[B, n/D, k]`` (the
+one-device trace ``[B, n_pre]`` gathered the same way: smoothing is linear), its postsynaptic trace the device's own
+``[B, n/D]``, and the weight gradient ``sum_b trace_x[b, j, k] trace_f[b, j]``, the one-device sparse operator's
+gradient, in ``O(B synapses / D)`` memory per device instead of dense ``n_pre x n/D`` columns. A padded slot starts
+at weight 0 and its gradient is masked, so Adam, L1 and L2 leave it at 0. The slots' traces cost ``B k`` floats per
+neuron against dense columns' ``n_pre`` weights (and their gradient and Adam moments), so where the one-device model
+runs masked dense (moderate sizes: n_rec 800 at p 0.05, batch 64, the slots' step took 1.27x / 0.64x one device's
+temp bytes on 2 / 4 devices, columns 0.51x / 0.26x) each device holds its dense columns with the pattern masked,
+built block by block from the CSR structure (no ``n x n`` array).
 
 Random numbers: the step draws none per neuron (the task's input spikes are the same on every device and are
 drawn from the trial keys), so there is nothing to fold the axis index into.
@@ -66,7 +65,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from diffbrain.network.connectivity import Structure
-from diffbrain.network.events import differentiable_propagate
+from diffbrain.network.events import differentiable_propagate, task_capacity
 from diffbrain.network.model import EINetwork, magnitude
 from diffbrain.network.parallel import Layout, mesh_of
 
@@ -145,6 +144,7 @@ class CSRBlocks:
             indptr.append(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
             indices.append(np.pad((post[pos] % local).astype(np.int32), (0, self.nnz_max - pos.size)))
             mask.append(np.pad(np.ones(pos.size, np.float32), (0, self.nnz_max - pos.size)))
+        self.capacity = task_capacity(indptr)  # brainevent's workspace for the largest block (no native kernel)
         put = lambda a: jax.device_put(np.concatenate(a), self.sharding)  # noqa: E731
         self.indptr, self.indices, self.mask = put(indptr), put(indices), put(mask)
 
@@ -173,13 +173,17 @@ class CSRBlockProjection(brainstate.nn.Module):
         self.indptr = brainstate.State(blocks.indptr)  # data, split like the weights (not trained)
         self.indices = brainstate.State(blocks.indices)
         self.n_post_of = n_post_of  # this device's neuron count (at brainstate's discovery trace: all of them)
+        self.capacity = blocks.capacity
 
     def data_states(self) -> dict:
         return {self.indptr: P(AXIS), self.indices: P(AXIS)}
 
     def update(self, x):
-        g = differentiable_propagate(x, self.indptr.value, self.indices.value, magnitude(self.weight.value),
-                                     self.n_post_of())
+        # brainstate's discovery trace sees every device's row pointers (global shapes, values unused): one
+        # block's worth keeps brainevent's shape checks satisfied there; inside shard_map this slices nothing
+        indptr = self.indptr.value[: x.shape[-1] + 1]
+        g = differentiable_propagate(x, indptr, self.indices.value, magnitude(self.weight.value), self.n_post_of(),
+                                     self.capacity)
         return g * u.siemens
 
 

@@ -26,7 +26,6 @@ network (its structure and weights, on the CPU backend) and hands each device it
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Sequence
 
@@ -117,48 +116,18 @@ def _memory(executable) -> tuple[int, int, int]:
     return size("temp_size_in_bytes"), size("argument_size_in_bytes"), size("output_size_in_bytes")
 
 
-@functools.cache
-def _workspace_class():
-    """brainevent's binary task workspace (the attributes ``binary_csrmv`` documents) as a pytree, sized on the host."""
-    import jax
-    import jax.numpy as jnp
-
-    @jax.tree_util.register_pytree_node_class
-    class Workspace:
-        def __init__(self, capacity: int, begin=None, end=None, status=None):
-            self.task_capacity = capacity
-            self.task_begin = jnp.zeros((capacity,), jnp.int32) if begin is None else begin
-            self.task_end = jnp.zeros((capacity,), jnp.int32) if end is None else end
-            self.status = jnp.zeros((2,), jnp.int32) if status is None else status
-
-        def tree_flatten(self):
-            return (self.task_begin, self.task_end, self.status), self.task_capacity
-
-        @classmethod
-        def tree_unflatten(cls, capacity, children):
-            return cls(capacity, *children)
-
-    return Workspace
-
-
 def block_product(blocks) -> Callable:
     """``product(spikes [n_pre], weights, indptr, indices, n_post, native) -> [n_post]`` for one device's block of
     ``blocks`` (:class:`CSRBlocks`), its structure passed as data: the project's native kernel, or brainevent's
-    ``binary_csrmv`` (``BinaryArray @ CSR`` needs a concrete row pointer to size its task workspace: here the
-    workspace is sized on the host for the largest block, as brainevent sizes it, so the traced block works)."""
-    import brainevent
-    from brainevent._csr.hybrid_config import hybrid_task_capacity  # brainevent 0.3.0 (pinned): not re-exported
+    kernels with a workspace sized on the host for the largest block (:func:`events.traced_structure_product`)."""
+    from diffbrain.network.events import propagate, task_capacity, traced_structure_product
 
-    from diffbrain.network.events import propagate
-
-    pointers = np.asarray(blocks.indptr).reshape(len(blocks.positions), -1)
-    capacity = max(hybrid_task_capacity(p) for p in pointers)
+    capacity = task_capacity(np.asarray(blocks.indptr).reshape(len(blocks.positions), -1))
 
     def product(spikes, weights, indptr, indices, n_post: int, native: bool):
         if native:
             return propagate(spikes, indptr, indices, weights, n_post, True)
-        return brainevent.binary_csrmv(weights, indices, indptr, spikes != 0, shape=(indptr.shape[0] - 1, n_post),
-                                       workspace=_workspace_class()(capacity), transpose=True)
+        return traced_structure_product(spikes != 0, indptr, indices, weights, n_post, capacity)
 
     return product
 

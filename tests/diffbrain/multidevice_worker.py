@@ -172,8 +172,11 @@ if __name__ == "__main__":
             out[job] = simulate_experiment(method, conn)
         elif kind == "simulate":
             out[job] = simulate(method, conn, *layout)
-        elif kind == "gradients" and layout == ["neurons"]:
-            out[job] = neuron_gradients(method, conn)
+        elif kind == "gradients" and layout[:1] == ["neurons"]:  # ":neurons:brainevent": without native kernels
+            from diffbrain.network.events import kernel_choice
+
+            with kernel_choice(False if layout[1:] == ["brainevent"] else None):
+                out[job] = neuron_gradients(method, conn)
         else:
             out[job] = jobs[kind](method, conn, *layout)
     print(json.dumps(out))

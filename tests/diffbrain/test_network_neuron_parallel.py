@@ -54,6 +54,7 @@ def test_sparse_expsm_diag_share_grows_with_synapses_not_neurons_squared():
 def test_neuron_parallel_equals_one_device():
     jobs = [f"gradients:{m}:{c}:neurons" for m in ("bptt", "expsm_diag") for c in ("dense", "rand")]
     jobs += ["gradients:expsm_diag:rand-masked:neurons"]  # expsm_diag's sparse wiring as masked dense columns
+    jobs += ["gradients:bptt:rand:neurons:brainevent"]  # CSR blocks through brainevent's kernels (as on a GPU)
     jobs += ["training:bptt:rand:neurons", "training:expsm_diag:rand:neurons"]  # CSR blocks; slots
     done = subprocess.run([sys.executable, str(WORKER), "4", *jobs], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -62,16 +63,17 @@ def test_neuron_parallel_equals_one_device():
     # each device holds its own blocks: dense columns, CSR blocks (bptt) or its neurons' slots (expsm_diag)
     assert results["gradients:bptt:dense:neurons"]["exc_block"] == ["BlockProjection", [32, 10]]
     assert results["gradients:bptt:rand:neurons"]["exc_block"][0] == "CSRBlockProjection"
+    assert results["gradients:bptt:rand:neurons:brainevent"]["exc_block"][0] == "CSRBlockProjection"
     kind, (rows, slots) = results["gradients:expsm_diag:rand:neurons"]["exc_block"]
     assert kind == "SlotProjection" and rows == 10 and slots < 32, results["gradients:expsm_diag:rand:neurons"]
     assert results["gradients:expsm_diag:rand-masked:neurons"]["exc_block"] == ["BlockProjection", [32, 10]]
-    for job in jobs[:5]:
+    for job in jobs[:6]:
         result = results[job]
         assert result["n_devices"] == 4
         assert all(norm > 0 for norm in result["norm"].values()), result["norm"]  # every weight learns something
         assert max(result["relative"].values()) <= TOLERANCE, (job, result)
         assert result["loss"] <= TOLERANCE and result["recall"] <= TOLERANCE, (job, result)
-    for job in jobs[5:]:
+    for job in jobs[6:]:
         history = results[job]
         assert history["loss_one"] == pytest.approx(history["loss_many"], rel=TOLERANCE), history
         assert history["weights"] <= 1e-4, history  # three Adam steps apart, float32
