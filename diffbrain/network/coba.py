@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from diffbrain.network import connectivity as conn
-from diffbrain.network.memory import MemoryEstimate, estimate
+from diffbrain.network.memory import MemoryEstimate, compiled_bytes, estimate
 from diffbrain.params import ParamError
 
 
@@ -193,10 +193,7 @@ class CobaProgram:
         lowered = jax.jit(run, donate_argnums=0).lower(self.state, self.synapses, jnp.asarray(0, dtype=jnp.int32))
         self.executable = lowered.compile()
         self.compile_seconds = time.perf_counter() - start
-        mem = self.executable.memory_analysis()
-        size = lambda name: int(getattr(mem, name, -1)) if mem is not None else -1
-        self.temp_bytes, self.argument_bytes, self.output_bytes = (
-            size("temp_size_in_bytes"), size("argument_size_in_bytes"), size("output_size_in_bytes"))
+        self.temp_bytes, self.argument_bytes, self.output_bytes = compiled_bytes(self.executable)
 
     def __call__(self, t0):
         self.state, packed = self.executable(self.state, self.synapses, t0)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from diffbrain.network.memory import network_estimate
+from diffbrain.network.memory import network_estimate, readable_bytes
 from diffbrain.network.parallel import MemoryFit, neurons_device_estimate
 
 
@@ -49,11 +49,11 @@ def device_limit(devices: Sequence) -> tuple[Callable[[int], float | None], str]
     this process's), else the host's available memory split among the ``n`` devices."""
     free = accelerator_free_bytes(devices)
     if free is not None:
-        return (lambda n: free), f"each device may hold {_gb(free)}"
+        return (lambda n: free), f"each device may hold {readable_bytes(free)}"
     import psutil
 
     host = float(psutil.virtual_memory().available)
-    return (lambda n: host / max(1, n)), f"this host has {_gb(host)} available, shared by the devices used"
+    return (lambda n: host / max(1, n)), f"this host has {readable_bytes(host)} available, shared by the devices used"
 
 
 def accelerator_free_bytes(devices: Sequence) -> float | None:
@@ -82,7 +82,3 @@ def step_fit(shape: Mapping | None, analytic: Callable[[str, int], float], devic
     if fp is None:
         return MemoryFit(analytic, limit, "analytic", where)
     return MemoryFit(lambda kind, n: planner.layout_bytes(fp, kind, n), limit, "planner", where)
-
-
-def _gb(value: float) -> str:
-    return f"{value / 1e9:.3g} GB" if value >= 1e8 else f"{value / 1e6:.3g} MB"

@@ -23,6 +23,18 @@ GB = 1024**3
 DRTRL_CHUNK = 50  # diffbrain.network.drtrl.DEFAULT_CHUNK (not imported: planning must not import JAX)
 
 
+def readable_bytes(value: float) -> str:
+    """``12.5 GB`` (decimal units), or MB under 0.1 GB: how the memory checks and the plan print bytes."""
+    return f"{value / 1e9:.3g} GB" if value >= 1e8 else f"{value / 1e6:.3g} MB"
+
+
+def compiled_bytes(executable) -> tuple[int, int, int]:
+    """XLA's memory analysis of a compiled executable: (temp, argument, output) bytes, -1 where not reported."""
+    mem = executable.memory_analysis()
+    size = lambda name: int(getattr(mem, name, -1)) if mem is not None else -1  # noqa: E731
+    return size("temp_size_in_bytes"), size("argument_size_in_bytes"), size("output_size_in_bytes")
+
+
 @dataclass(frozen=True)
 class MemoryEstimate:
     """Estimated bytes by part; ``total`` is what must fit at once."""

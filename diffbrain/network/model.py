@@ -198,8 +198,13 @@ class EINetwork(brainstate.nn.Module):
         self.beta = cfg.beta * u.mA
         self.resistance = 1.0 * u.ohm
 
+    def held_neurons(self) -> int:
+        """The neurons whose states this module holds: all of them (a neuron-parallel shard: its share)."""
+        return self.n_rec
+
     def init_state(self, batch_size: int | None = None, **kwargs):
-        shape = (self.n_rec,) if batch_size is None else (batch_size, self.n_rec)
+        n = self.held_neurons()
+        shape = (n,) if batch_size is None else (batch_size, n)
         zeros = jnp.zeros(shape, dtype=jnp.float32)
         self.V = brainstate.HiddenState(zeros * u.mV)
         self.I_a = brainstate.HiddenState(zeros * u.mA)

@@ -148,6 +148,11 @@ class CSRBlocks:
         put = lambda a: jax.device_put(np.concatenate(a), self.sharding)  # noqa: E731
         self.indptr, self.indices, self.mask = put(indptr), put(indices), put(mask)
 
+    @property
+    def device_bytes(self) -> int:
+        """Bytes of one device's block: its weights and indices, and every presynaptic row's pointer."""
+        return self.nnz_max * 8 + (self.structure.n_pre + 1) * 4
+
     def split(self, values: np.ndarray) -> jax.Array:
         """The CSR non-zeros ``[nnz]`` as the padded blocks."""
         values = np.asarray(values, dtype=np.float32).reshape(-1)
@@ -255,6 +260,7 @@ class NeuronShardNetwork(brainstate.nn.Module):
     set_state_values = EINetwork.set_state_values
     weight_states = EINetwork.weight_states  # ff, exc, inh (blocks here) and readout
     weight_values = EINetwork.weight_values
+    init_state = EINetwork.init_state  # states sized by held_neurons
 
     def __init__(self, base: EINetwork, layout: Layout, method: str = "bptt"):
         super().__init__()
@@ -282,7 +288,7 @@ class NeuronShardNetwork(brainstate.nn.Module):
                     self.masks[name] = self._split(structure, None)
             elif method == "bptt":  # CSR blocks, event-driven
                 blocks = self.blocks[name] = CSRBlocks(structure, d, self.mesh)
-                proj = CSRBlockProjection(blocks, blocks.split(stored_values(base, name)), self._n_post)
+                proj = CSRBlockProjection(blocks, blocks.split(stored_values(base, name)), self.held_neurons)
                 self.masks[name], self.specs[name] = blocks.mask, P(AXIS)
             else:  # slots: braintrace's einsum (its sparse operator needs a static CSR)
                 blocks = self.blocks[name] = SlotBlocks(structure, self.mesh)
@@ -290,7 +296,8 @@ class NeuronShardNetwork(brainstate.nn.Module):
                 self.masks[name], self.specs[name] = blocks.mask, SlotBlocks.spec
             setattr(self, name, proj)
 
-    def _n_post(self) -> int:
+    def held_neurons(self) -> int:
+        """This device's neurons: its input block's columns (at brainstate's discovery trace: all of them)."""
         return self.ff.weight.value.shape[-1]
 
     def _split(self, structure: Structure, values: np.ndarray | None) -> jax.Array:
@@ -312,16 +319,6 @@ class NeuronShardNetwork(brainstate.nn.Module):
         n = self.V.value.shape[-1]
         start = jax.lax.axis_index(AXIS) * n
         return jax.lax.dynamic_slice_in_dim(self._decay_adapt, start, n)
-
-    def init_state(self, batch_size: int | None = None, **kwargs):
-        n = self.ff.weight.value.shape[-1]  # this device's neurons (at discovery: all of them)
-        shape = (n,) if batch_size is None else (batch_size, n)
-        zeros = jnp.zeros(shape, dtype=jnp.float32)
-        self.V = brainstate.HiddenState(zeros * u.mV)
-        self.I_a = brainstate.HiddenState(zeros * u.mA)
-        self.g_exc = brainstate.HiddenState(zeros * u.siemens)
-        self.g_inh = brainstate.HiddenState(zeros * u.siemens)
-        self.trace = brainstate.HiddenState(zeros * u.mV)
 
     def update(self, x):
         spk = self.spikes()

@@ -24,7 +24,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from diffbrain.network.memory import MemoryEstimate
+from diffbrain.network.memory import MemoryEstimate, readable_bytes
 from diffbrain.params import ParamError
 
 PARALLEL = ("auto", "none", "data", "neurons")
@@ -130,7 +130,7 @@ def choose_layout(parallel: str, devices: int, available: Sequence, batch: int, 
         try:
             other = choose_layout("auto", devices, available, batch, n_rec, method, memory=memory, generated=generated)
             fix = (f"parallel auto would use {other.describe()} "
-                   f"({_gb(memory.need(other.kind, other.n_devices))} per device)")
+                   f"({readable_bytes(memory.need(other.kind, other.n_devices))} per device)")
         except DoesNotFit:
             fix = "use more or larger devices, or lower n_rec, batch_size or the trial length"
         raise DoesNotFit("parallel", _too_large(memory, [layout]), fix)
@@ -142,12 +142,8 @@ class DoesNotFit(ParamError):
     own layout)."""
 
 
-def _gb(value: float) -> str:
-    return f"{value / 1e9:.3g} GB" if value >= 1e8 else f"{value / 1e6:.3g} MB"
-
-
 def _too_large(memory: MemoryFit, tried: Sequence[Layout]) -> str:
-    needs = ", ".join(f"{t.describe()} {_gb(memory.need(t.kind, t.n_devices))}" for t in tried)
+    needs = ", ".join(f"{t.describe()} {readable_bytes(memory.need(t.kind, t.n_devices))}" for t in tried)
     return (f"the training step needs more memory per device than a device may hold ({needs} per device, "
             f"{memory.source} figure; {memory.where})")
 

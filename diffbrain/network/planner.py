@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 VERSION = 2  # bump when what is measured or fitted changes (older cache files are then ignored)
 F32 = 4
-GB = 1e9
 # the fraction of a GPU's memory a JAX process may use by default (XLA_PYTHON_CLIENT_MEM_FRACTION: 0.75)
 GPU_USABLE = 0.75
 # what a point's footprint depends on (``parallel``/``devices`` only choose among layouts)
@@ -420,13 +419,14 @@ def run_placement(fp: Footprint, budget: DeviceBudget, parallel: str = "auto", d
     device): :func:`~diffbrain.network.parallel.choose_layout` with this footprint's bytes, the rule the run
     applies. When the run would refuse the point, the layout it would come closest with, ``fits=False`` and
     ``problem`` saying why."""
+    from diffbrain.network.memory import readable_bytes
     from diffbrain.network.parallel import DoesNotFit, auto_layouts, choose_layout
     from diffbrain.params import ParamError
 
     s = fp.shape
     # a GPU budget's devices, every process's; on the CPU, the point's own count (forced host devices) or one
     seen = list(range(budget.devices if budget.kind == "gpu" else max(1, devices)))
-    fit = memory_fit(fp, budget.usable_bytes, f"each device may hold {_gb(budget.usable_bytes)}"
+    fit = memory_fit(fp, budget.usable_bytes, f"each device may hold {readable_bytes(budget.usable_bytes)}"
                      if budget.usable_bytes is not None else "memory unknown")
     try:
         layout = choose_layout(parallel, devices, seen, s["batch"], s["n_rec"], s["method"], memory=fit)
@@ -441,10 +441,6 @@ def run_placement(fp: Footprint, budget: DeviceBudget, parallel: str = "auto", d
     nodes = math.ceil(n / max(1, budget.per_node)) if budget.kind == "gpu" else 1
     return Placement(layout.kind, n, nodes, layout_bytes(fp, layout.kind, n), not problem, layout.kind != "neurons",
                      problem, "memory" if problem else "")
-
-
-def _gb(value: float) -> str:
-    return f"{value / 1e9:.3g} GB" if value >= 1e8 else f"{value / 1e6:.3g} MB"
 
 
 def planned_bytes(shape: Mapping | None, kind: str, devices: int) -> float:

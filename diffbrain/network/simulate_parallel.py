@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from diffbrain.errors import UserError
-from diffbrain.network.memory import F32, I32, MemoryEstimate
+from diffbrain.network.memory import F32, I32, MemoryEstimate, compiled_bytes
 from diffbrain.network.parallel import Layout
 from diffbrain.params import ParamError
 
@@ -110,12 +110,6 @@ def _sharding(mesh, spec):
     return NamedSharding(mesh, spec)
 
 
-def _memory(executable) -> tuple[int, int, int]:
-    mem = executable.memory_analysis()
-    size = lambda name: int(getattr(mem, name, -1)) if mem is not None else -1  # noqa: E731
-    return size("temp_size_in_bytes"), size("argument_size_in_bytes"), size("output_size_in_bytes")
-
-
 def block_product(blocks) -> Callable:
     """``product(spikes [n_pre], weights, indptr, indices, n_post, native) -> [n_post]`` for one device's block of
     ``blocks`` (:class:`CSRBlocks`), its structure passed as data: the project's native kernel, or brainevent's
@@ -150,7 +144,7 @@ class _ShardedProgram:
         start = time.perf_counter()
         self.executable = jax.jit(sharded, donate_argnums=0).lower(*args).compile()
         self.compile_seconds = time.perf_counter() - start
-        self.temp_bytes, self.argument_bytes, self.output_bytes = _memory(self.executable)
+        self.temp_bytes, self.argument_bytes, self.output_bytes = compiled_bytes(self.executable)
 
 
 class ShardedCobaProgram(_ShardedProgram):
@@ -183,7 +177,7 @@ class ShardedCobaProgram(_ShardedProgram):
             values = np.concatenate([np.full(net.exc.nnz, cfg.w_exc, np.float32),
                                      np.full(net.inh.nnz, cfg.w_inh, np.float32)])
             synapses = (blocks.split(values), blocks.indptr, blocks.indices)
-            self.block_bytes = blocks.nnz_max * (F32 + I32) + (n + 1) * I32
+            self.block_bytes = blocks.device_bytes
 
             def deliver(every, syn, ge, gi):
                 w, ptr, idx = syn
@@ -195,7 +189,7 @@ class ShardedCobaProgram(_ShardedProgram):
                 blocks = CSRBlocks(s, d, mesh)
                 parts.append((blocks.split(np.full(s.nnz, w, np.float32)), blocks.indptr, blocks.indices))
                 products.append(block_product(blocks))
-                self.block_bytes += blocks.nnz_max * (F32 + I32) + (s.n_pre + 1) * I32
+                self.block_bytes += blocks.device_bytes
             synapses = tuple(parts)
 
             def deliver(every, syn, ge, gi):
@@ -271,7 +265,7 @@ class ShardedGifProgram(_ShardedProgram):
             conductances = np.abs(stored_values(model, name))
             projections.append((blocks.split(conductances), blocks.indptr, blocks.indices))
             products.append(block_product(blocks))
-            self.block_bytes += blocks.nnz_max * (F32 + I32) + (blocks.structure.n_pre + 1) * I32
+            self.block_bytes += blocks.device_bytes
         columns = _sharding(mesh, P(None, AXIS))
         split = _sharding(mesh, P(AXIS))
         ff = jax.device_put(np.abs(np.asarray(model.ff.weight.value)), columns)

@@ -19,6 +19,7 @@ import optax
 
 from diffbrain.network.config import NetworkConfig, TaskConfig, TrainConfig
 from diffbrain.network.gradients import Inputs, bptt_gradients, compare, gradients
+from diffbrain.network.memory import compiled_bytes
 from diffbrain.network.model import EINetwork
 from diffbrain.network.parallel import Layout, data_parallel, mesh_of
 from diffbrain.network.task import EvidenceTask, Trials, accuracy
@@ -86,14 +87,7 @@ class CompiledProgram:
             trace = self.jitted.stateful_fun.get_state_trace(*args, compile_if_miss=True)
             lowered = self.jitted.jitted_fun.lower(trace.get_state_values(), *args)
             self.executable = lowered.compile()
-            seconds = time.perf_counter() - start
-            mem = self.executable.memory_analysis()
-
-            def size(name: str) -> int:
-                return int(getattr(mem, name, -1)) if mem is not None else -1
-
-            self.stats = CompileStats(seconds, size("temp_size_in_bytes"), size("argument_size_in_bytes"),
-                                      size("output_size_in_bytes"))
+            self.stats = CompileStats(time.perf_counter() - start, *compiled_bytes(self.executable))
         return self.stats
 
     def __call__(self, *args):
