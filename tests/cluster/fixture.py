@@ -81,13 +81,15 @@ class SlurmCluster:
                 states[job.strip()] = state.split()[0] if state.strip() else ""
         return states
 
-    def wait_for_sacct(self, job_id: str | int, timeout_s: float = 60.0) -> dict[str, str]:
-        """Poll sacct until every allocation of the job is in a finished state; return the states."""
+    def wait_for_sacct(self, job_id: str | int, timeout_s: float = 60.0, allocations: int = 1) -> dict[str, str]:
+        """Poll sacct until it records at least `allocations` allocations of the job (an array's task count) and
+        every one is in a finished state; return the states. Accounting lags the jobs themselves: slurmctld hands
+        a job's end to slurmdbd through a queue, so a job that has written its result may not be in sacct yet."""
         deadline = time.monotonic() + timeout_s
         states: dict[str, str] = {}
         while time.monotonic() < deadline:
             states = self.sacct_states(job_id)
-            if states and all(state in FINISHED_STATES for state in states.values()):
+            if len(states) >= allocations and all(state in FINISHED_STATES for state in states.values()):
                 return states
             time.sleep(0.5)
         raise TimeoutError(f"job {job_id} not finished in sacct after {timeout_s:.0f} s: {states}")

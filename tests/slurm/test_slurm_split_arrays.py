@@ -80,6 +80,9 @@ def test_split_arrays_run_as_one_submission(slurm_cluster, tmp_path, capsys, mon
     (sub,) = jobbook.load(jobs_dir_for(load_sweep(paths["split"]).store))
     first, second = sorted(sub.array_ids, key=int)
     assert [len([j for j in sub.jobs if j.job_id.split("_")[0] == a]) for a in (first, second)] == [3, 2]
+    # accounting lags the jobs (slurmctld queues each job's end for slurmdbd): wait until sacct has all five
+    for array_id, tasks in ((first, 3), (second, 2)):
+        slurm_cluster.wait_for_sacct(array_id, allocations=tasks)
     accounting = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID,Start,End", "-j", f"{first},{second}"],
                                 capture_output=True, text=True, timeout=30).stdout
     times: dict[str, list[tuple[str, str]]] = {}

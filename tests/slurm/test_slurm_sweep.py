@@ -164,6 +164,7 @@ def test_sweep_on_slurm(slurm_cluster, capsys):
     for pid in gpu_sub.jobs[0].points:  # the GPU array ran on the gpu partition with one GPU
         attrs = read_point_attrs(sweep.store, pid)
         assert attrs["job_id"] == gpu_sub.jobs[0].job_id and len(attrs["gpus"]) == 1
+    slurm_cluster.wait_for_sacct(gpu_sub.jobs[0].job_id)  # accounting lags the job that wrote the store
     gpu_partition = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "Partition", "-j", gpu_sub.jobs[0].job_id],
                                    capture_output=True, text=True, timeout=30).stdout.split()
     assert gpu_partition == [slurm_cluster.gpu_partition]
