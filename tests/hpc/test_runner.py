@@ -99,10 +99,12 @@ def test_local_timeout_requeues_and_skips_complete_points(store, tmp_path):
     the task restarts, and the second run skips the points the first one wrote."""
     import submitit
 
-    points = [("p1", check_params(seed=1)), ("p2", check_params(seed=2, seconds=7.0)),
-              ("p3", check_params(seed=3, seconds=9.0))]
+    # USR2 comes 25 s after each start. First run: p1 and p2 end by ~18 s, p3 would end at ~31 s (28 s of sleep
+    # alone), so the signal stops p3. Second run: p3 alone ends by ~17 s. Every margin is 6 s or more.
+    points = [("p1", check_params(seed=1)), ("p2", check_params(seed=2, seconds=14.0)),
+              ("p3", check_params(seed=3, seconds=14.0))]
     executor = submitit.LocalExecutor(folder=tmp_path / "submitit", max_num_timeout=2)
-    executor.update_parameters(timeout_min=0.5, signal_delay_s=16)  # USR2 after ~14 s, during p3
+    executor.update_parameters(timeout_min=0.75, signal_delay_s=20)
     job = executor.submit(PackRunner([pack_of(store, tmp_path, points)]))
     job.wait()
     assert point_states(store) == {"p1": "complete", "p2": "complete", "p3": "complete"}
