@@ -67,9 +67,9 @@ def run(params: dict, ctx: RunContext):
     train_cfg = TrainConfig(method=params["method"], etrace_decay=params["etrace_decay"], remat=params["remat"],
                             lr=params["lr"], batch_size=params["batch_size"],
                             iterations=params["warmup"] + params["steps"])
-    from diffbrain.network.device_fit import analytic_need, step_fit
+    from diffbrain.network.device_fit import analytic_need, layout_estimate, step_fit
     from diffbrain.network.memory import ensure_fits, network_estimate
-    from diffbrain.network.parallel import choose_layout, device_peak_bytes, device_record, neurons_device_estimate
+    from diffbrain.network.parallel import choose_layout, device_peak_bytes, device_record
     from diffbrain.network.planner import planned_bytes
 
     available = list(ctx.devices) or jax.devices()
@@ -81,14 +81,8 @@ def run(params: dict, ctx: RunContext):
                                                        params["batch_size"], params["n_steps"]), available)
     layout = choose_layout(params["parallel"], params["devices"], available, params["batch_size"], params["n_rec"],
                            params["method"], memory=fit)
-    share = network_estimate(net_cfg, task_cfg.n_in, 2, params["method"], layout.local_batch(params["batch_size"]),
-                             params["n_steps"])
-    if layout.kind == "neurons":
-        from diffbrain.network.connectivity import expected_synapses
-
-        share = neurons_device_estimate(params["n_rec"], task_cfg.n_in, 2, layout.n_devices, params["method"],
-                                        params["batch_size"], params["n_steps"], net_cfg.conn_method != "dense",
-                                        n_synapses=expected_synapses(net_cfg), sparse_impl=net_cfg.sparse_impl)
+    share = layout_estimate(net_cfg, task_cfg.n_in, params["method"], params["batch_size"], params["n_steps"], 0,
+                            layout.kind, layout.n_devices)
     limit = fit.limit(layout.n_devices)
     trainer = Trainer(net_cfg, task_cfg, train_cfg, seed=params["seed"], layout=layout)
     assert trainer.task.n_steps == params["n_steps"], (trainer.task.n_steps, params["n_steps"])

@@ -15,29 +15,35 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from diffbrain.network.memory import network_estimate, readable_bytes
+from diffbrain.network.memory import MemoryEstimate, network_estimate, readable_bytes
 from diffbrain.network.parallel import MemoryFit, neurons_device_estimate
+
+
+def layout_estimate(net_cfg, n_in: int, method: str, batch: int, n_steps: int, test_batch: int, kind: str,
+                    n: int) -> MemoryEstimate:
+    """The analytic estimate of a training run as one device holds it under layout ``kind`` on ``n`` devices:
+    data, its share of the trials (or the final test's ``test_batch`` on one device if more); neurons, that
+    layout's own count (:func:`~diffbrain.network.parallel.neurons_device_estimate`); else the whole run."""
+    if kind == "neurons" and n > 1:
+        from diffbrain.network.connectivity import expected_synapses
+
+        return neurons_device_estimate(net_cfg.n_rec, n_in, 2, n, method, batch, n_steps,
+                                       sparse=net_cfg.conn_method != "dense", n_synapses=expected_synapses(net_cfg),
+                                       sparse_impl=net_cfg.sparse_impl)
+    trials = batch // n if kind == "data" and n > 1 else batch
+    return network_estimate(net_cfg, n_in, 2, method, max(trials, test_batch), n_steps)
 
 
 def analytic_need(net_cfg, n_in: int, method: str, batch: int, n_steps: int, test_batch: int = 0
                   ) -> Callable[[str, int], float]:
     """Bytes one device holds per layout by the analytic estimate: the device's part of the whole run's estimate
-    (without the host's copies of the weights and structure), scaled by the layout's share (data: its trials,
-    or the final test's ``test_batch`` on one device if more; neurons: that layout's own count)."""
-    whole = network_estimate(net_cfg, n_in, 2, method, max(batch, test_batch), n_steps)
+    (without the host's copies of the weights and structure), scaled by the layout's share
+    (:func:`layout_estimate`)."""
+    whole = layout_estimate(net_cfg, n_in, method, batch, n_steps, test_batch, "none", 1)
     on_device = whole.total - whole.weights / 2 - whole.structure / 2
 
     def need(kind: str, n: int) -> float:
-        if kind == "neurons" and n > 1:
-            from diffbrain.network.connectivity import expected_synapses
-
-            share = neurons_device_estimate(net_cfg.n_rec, n_in, 2, n, method, batch, n_steps,
-                                            sparse=net_cfg.conn_method != "dense",
-                                            n_synapses=expected_synapses(net_cfg), sparse_impl=net_cfg.sparse_impl)
-        elif kind == "data" and n > 1:
-            share = network_estimate(net_cfg, n_in, 2, method, max(batch // n, test_batch), n_steps)
-        else:
-            share = whole
+        share = layout_estimate(net_cfg, n_in, method, batch, n_steps, test_batch, kind, n)
         return float(on_device * share.total / whole.total)
 
     return need
@@ -79,6 +85,4 @@ def step_fit(shape: Mapping | None, analytic: Callable[[str, int], float], devic
 
     limit, where = device_limit(devices)
     fp = planner.cached(shape) if shape is not None and planner.enabled() else None
-    if fp is None:
-        return MemoryFit(analytic, limit, "analytic", where)
-    return MemoryFit(lambda kind, n: planner.layout_bytes(fp, kind, n), limit, "planner", where)
+    return MemoryFit(analytic, limit, "analytic", where) if fp is None else planner.memory_fit(fp, limit, where)

@@ -29,7 +29,7 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -406,12 +406,13 @@ def place(fp: Footprint, budget: DeviceBudget, parallel: str = "auto", devices: 
     return min(options, key=lambda o: o.device_bytes)
 
 
-def memory_fit(fp: Footprint, limit: float | None, where: str) -> MemoryFit:
+def memory_fit(fp: Footprint, limit: Callable[[int], float | None], where: str) -> MemoryFit:
     """The planner's figures as :func:`~diffbrain.network.parallel.choose_layout` checks them: ``fp``'s bytes
-    per device for each layout against ``limit`` bytes per device (None: unknown)."""
+    per device for each layout against ``limit(n)``, the bytes a device may hold when ``n`` are used (None:
+    unknown); ``where``, that limit in words."""
     from diffbrain.network.parallel import MemoryFit
 
-    return MemoryFit(lambda kind, n: layout_bytes(fp, kind, n), lambda n: limit, "planner", where)
+    return MemoryFit(lambda kind, n: layout_bytes(fp, kind, n), limit, "planner", where)
 
 
 def run_placement(fp: Footprint, budget: DeviceBudget, parallel: str = "auto", devices: int = 0) -> Placement:
@@ -426,7 +427,7 @@ def run_placement(fp: Footprint, budget: DeviceBudget, parallel: str = "auto", d
     s = fp.shape
     # a GPU budget's devices, every process's; on the CPU, the point's own count (forced host devices) or one
     seen = list(range(budget.devices if budget.kind == "gpu" else max(1, devices)))
-    fit = memory_fit(fp, budget.usable_bytes, f"each device may hold {readable_bytes(budget.usable_bytes)}"
+    fit = memory_fit(fp, lambda n: budget.usable_bytes, f"each device may hold {readable_bytes(budget.usable_bytes)}"
                      if budget.usable_bytes is not None else "memory unknown")
     try:
         layout = choose_layout(parallel, devices, seen, s["batch"], s["n_rec"], s["method"], memory=fit)

@@ -28,8 +28,7 @@ from diffbrain.network.config import (
     fingerprint,
     resolve_training,
 )
-from diffbrain.network.connectivity import expected_synapses
-from diffbrain.network.device_fit import analytic_need, step_fit
+from diffbrain.network.device_fit import analytic_need, layout_estimate, step_fit
 from diffbrain.network.memory import MemoryEstimate, ensure_fits, network_estimate
 from diffbrain.network.parallel import (
     Layout,
@@ -37,7 +36,6 @@ from diffbrain.network.parallel import (
     choose_layout,
     device_peak_bytes,
     device_record,
-    neurons_device_estimate,
 )
 from diffbrain.network.planner import planned_bytes, training_shape
 from diffbrain.network.recording import Simulator, WeightRecorder
@@ -170,14 +168,8 @@ def plan_run(params: dict, available: Sequence) -> RunPlan:
         fit = step_fit(training_shape(params), need, available)
     layout = choose_layout(params["parallel"], params["devices"], available, batch, params["n_rec"],
                            params["method"], memory=fit, generated=generated)
-    share = estimate
-    if layout.kind == "data" and training:  # the final test runs on one device
-        local = layout.local_batch(batch)
-        share = network_estimate(net_cfg, task_cfg.n_in, 2, method, max(local, params["test_batch"]), n_steps)
-    if layout.kind == "neurons" and training:  # the step's share on one device
-        share = neurons_device_estimate(net_cfg.n_rec, task_cfg.n_in, 2, layout.n_devices, method, batch, n_steps,
-                                        sparse=net_cfg.conn_method != "dense", n_synapses=expected_synapses(net_cfg),
-                                        sparse_impl=net_cfg.sparse_impl)
+    share = estimate if not training else layout_estimate(net_cfg, task_cfg.n_in, method, batch, n_steps,
+                                                          params["test_batch"], layout.kind, layout.n_devices)
     return RunPlan(layout, estimate, share, fit)
 
 

@@ -113,10 +113,11 @@ def _sharding(mesh, spec):
 def block_product(blocks) -> Callable:
     """``product(spikes [n_pre], weights, indptr, indices, n_post, native) -> [n_post]`` for one device's block of
     ``blocks`` (:class:`CSRBlocks`), its structure passed as data: the project's native kernel, or brainevent's
-    kernels with a workspace sized on the host for the largest block (:func:`events.traced_structure_product`)."""
-    from diffbrain.network.events import propagate, task_capacity, traced_structure_product
+    kernels with a workspace sized on the host for the largest block (``blocks.capacity``,
+    :func:`events.traced_structure_product`)."""
+    from diffbrain.network.events import propagate, traced_structure_product
 
-    capacity = task_capacity(np.asarray(blocks.indptr).reshape(len(blocks.positions), -1))
+    capacity = blocks.capacity
 
     def product(spikes, weights, indptr, indices, n_post: int, native: bool):
         if native:
@@ -256,7 +257,7 @@ class ShardedGifProgram(_ShardedProgram):
         local = n // d
         mesh = mesh_of(layout, AXIS, explicit=False)
         self.chunk = chunk
-        native = native_available() if native is None else native
+        self.native = native = native_available() if native is None else native
         projections, products, self.block_bytes = [], [], 0
         for name in ("exc", "inh"):
             blocks = CSRBlocks(getattr(model, name).structure, d, mesh)
@@ -334,7 +335,6 @@ def simulate_gif_neurons(cfg, drive, seed: int, duration_ms: float, layout: Layo
     import brainstate
     import jax
 
-    from diffbrain.network.events import native_available
     from diffbrain.network.model import EINetwork
     from diffbrain.network.simulate import SimulationRecord, chunking, gif_memory_estimate, run_chunks
 
@@ -349,12 +349,11 @@ def simulate_gif_neurons(cfg, drive, seed: int, duration_ms: float, layout: Layo
     program = ShardedGifProgram(model, drive.n_input, drive.rate * cfg.dt / 1000.0, key, chunk, layout, native)
     steps, neurons, seconds = run_chunks(program, None, n_steps, chunk, cfg.n_rec, progress, layout.n_devices)
     exc, inh = model.exc.structure, model.inh.structure
-    uses_native = native if native is not None else native_available()
     return SimulationRecord(
         spike_step=steps, spike_neuron=neurons, is_excitatory=model.is_excitatory(), n_steps=n_steps, dt=cfg.dt,
         n_synapses=exc.nnz + inh.nnz, build_seconds=build_seconds, compile_seconds=program.compile_seconds,
         run_seconds=seconds, memory=gif_memory_estimate(cfg, drive.n_input), structure_bytes=exc.nbytes + inh.nbytes,
         state_bytes=program.state_bytes, temp_bytes=program.temp_bytes, argument_bytes=program.argument_bytes,
-        output_bytes=program.output_bytes, event_kernel="native" if uses_native else "brainevent",
+        output_bytes=program.output_bytes, event_kernel="native" if program.native else "brainevent",
         info={"sparse_impl": "event", "device_block_bytes": program.block_bytes},
     )
